@@ -1,0 +1,25 @@
+/// Identifies one connected subscriber (an SSE stream, a WebSocket, a long poll) for direct messages and logs.
+public struct ClientID: Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: String
+
+    public init(rawValue: String) {
+        self.rawValue = rawValue
+    }
+
+    /// A fresh random id: 16 lowercase hex digits.
+    public static func random() -> ClientID {
+        var generator = SystemRandomNumberGenerator()
+        let value = generator.next() as UInt64
+        let hex = String(value, radix: 16)
+        return ClientID(rawValue: String(repeating: "0", count: 16 - hex.count) + hex)
+    }
+
+    public var description: String { self.rawValue }
+}
+
+/// How a subscriber is connected.
+public enum Transport: String, Hashable, Sendable, CaseIterable {
+    case sse
+    case webSocket = "ws"
+    case longPoll
+}

@@ -1,0 +1,97 @@
+/// Who is subscribed to what, across every event loop: the bus's answer to "how many subscribers will get this",
+/// to direct-message look-ups and to the topic listing. Not thread-safe: `Broker` owns it under its lock.
+///
+/// Delivery does not use it (each loop's `SubscriberShard` does); it only counts. Clients with a single selector,
+/// the common case, are counted per selector so a publish costs one hash lookup plus one match per distinct
+/// wildcard; clients with several selectors are checked one by one so none is counted twice.
+struct SubscriptionRegistry {
+    struct Client {
+        let shardIndex: Int
+        let selectors: [TopicSelector]
+        let transport: Transport
+        let userID: String?
+    }
+
+    private(set) var clients: [ClientID: Client] = [:]
+    private var exactCounts: [TopicName: Int] = [:]
+    private var wildcardCounts: [TopicSelector: Int] = [:]
+    private var multiSelectorClients: Set<ClientID> = []
+    private(set) var clientsPerShard: [Int]
+    private(set) var countsByTransport: [Transport: Int] = [:]
+
+    init(shardCount: Int) {
+        self.clientsPerShard = Array(repeating: 0, count: shardCount)
+    }
+
+    mutating func add(_ id: ClientID, _ client: Client) {
+        precondition(self.clients.updateValue(client, forKey: id) == nil, "client \(id) registered twice")
+        self.clientsPerShard[client.shardIndex] += 1
+        self.countsByTransport[client.transport, default: 0] += 1
+        if client.selectors.count == 1 {
+            self.adjust(client.selectors[0], by: 1)
+        } else {
+            self.multiSelectorClients.insert(id)
+        }
+    }
+
+    mutating func remove(_ id: ClientID) {
+        guard let client = self.clients.removeValue(forKey: id) else { return }
+        self.clientsPerShard[client.shardIndex] -= 1
+        self.countsByTransport[client.transport, default: 1] -= 1
+        if client.selectors.count == 1 {
+            self.adjust(client.selectors[0], by: -1)
+        } else {
+            self.multiSelectorClients.remove(id)
+        }
+    }
+
+    private mutating func adjust(_ selector: TopicSelector, by delta: Int) {
+        if let topic = selector.exactTopic {
+            let count = self.exactCounts[topic, default: 0] + delta
+            self.exactCounts[topic] = count == 0 ? nil : count
+        } else {
+            let count = self.wildcardCounts[selector, default: 0] + delta
+            self.wildcardCounts[selector] = count == 0 ? nil : count
+        }
+    }
+
+    /// Subscribers that an event on `topics` reaches (a broadcast reaches everyone).
+    func subscriberCount(for topics: [TopicName]) -> Int {
+        if topics == [.broadcast] { return self.clients.count }
+        if topics.count == 1 { return self.subscriberCount(for: topics[0]) }
+        var count = 0
+        for client in self.clients.values
+        where topics.contains(where: { topic in client.selectors.contains(where: { $0.matches(topic) }) }) {
+            count += 1
+        }
+        return count
+    }
+
+    /// Subscribers whose selectors match `topic`.
+    func subscriberCount(for topic: TopicName) -> Int {
+        var count = self.exactCounts[topic] ?? 0
+        for (selector, selectorCount) in self.wildcardCounts where selector.matches(topic) {
+            count += selectorCount
+        }
+        for id in self.multiSelectorClients
+        where self.clients[id]!.selectors.contains(where: { $0.matches(topic) }) {
+            count += 1
+        }
+        return count
+    }
+
+    /// Topics some client names exactly (wildcards name no topic).
+    var exactlySubscribedTopics: Dictionary<TopicName, Int>.Keys { self.exactCounts.keys }
+
+    func multiSelectorExactTopics() -> Set<TopicName> {
+        var topics: Set<TopicName> = []
+        for id in self.multiSelectorClients {
+            for selector in self.clients[id]!.selectors { if let topic = selector.exactTopic { topics.insert(topic) } }
+        }
+        return topics
+    }
+
+    func clients(forUser userID: String) -> [(ClientID, Client)] {
+        self.clients.filter { $0.value.userID == userID && $0.value.transport != .longPoll }.map { ($0.key, $0.value) }
+    }
+}

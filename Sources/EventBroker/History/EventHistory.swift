@@ -1,0 +1,193 @@
+import NIOCore
+
+/// The in-memory history: a ring of recent events per topic, bounded by count, total bytes and age.
+///
+/// Not thread-safe: `Broker` owns it under its lock. Events are appended in id order, so each topic's ring is
+/// sorted and a global timeline (one entry per event and topic) lets byte and age eviction drop the globally
+/// oldest event first. An event published to several topics is stored once and referenced by each ring.
+///
+/// For gap detection the history knows its *horizon* per topic: the newest id it has dropped there. A client
+/// resuming from an id below the horizon has missed events.
+struct EventHistory {
+    private struct TopicRing {
+        var events = CircularBuffer<BrokerEvent>(initialCapacity: 8)
+        /// Newest id dropped from this ring by the per-topic count bound.
+        var countEvictedThrough = EventID.zero
+        var lastEventID = EventID.zero
+    }
+
+    private struct TimelineEntry {
+        let topic: TopicName
+        let event: BrokerEvent
+    }
+
+    var limits: HistoryLimits
+    private var rings: [TopicName: TopicRing] = [:]
+    private var timeline = CircularBuffer<TimelineEntry>(initialCapacity: 64)
+    /// Entries of `timeline` whose event is still in its ring; the rest were count-evicted and are skipped.
+    private(set) var liveEntries = 0
+    /// Newest id dropped in timeline order (bytes or age): every event at or below it is gone on every topic.
+    private(set) var timelineEvictedThrough = EventID.zero
+    private(set) var totalBytes = 0
+
+    init(limits: HistoryLimits) {
+        self.limits = limits
+    }
+
+    var topicCount: Int { self.rings.count }
+    /// Topics that currently retain at least one event.
+    var retainedTopics: [TopicName] { Array(self.rings.keys) }
+
+    func lastEventID(of topic: TopicName) -> EventID? {
+        guard let ring = self.rings[topic] else { return nil }
+        return ring.lastEventID
+    }
+
+    func count(of topic: TopicName) -> Int { self.rings[topic]?.events.count ?? 0 }
+
+    func oldestEventID(of topic: TopicName) -> EventID? { self.rings[topic]?.events.first?.id }
+
+    /// The newest id this history has dropped on `topic`.
+    func horizon(of topic: TopicName) -> EventID {
+        max(self.timelineEvictedThrough, self.rings[topic]?.countEvictedThrough ?? .zero)
+    }
+
+    mutating func append(_ event: BrokerEvent, nowMilliseconds: UInt64) {
+        guard self.limits.eventsPerTopic > 0, self.limits.maxBytes > 0 else { return }
+        let cost = event.historyCost
+        for topic in event.topics {
+            self.rings[topic, default: TopicRing()].events.append(event)
+            self.rings[topic]!.lastEventID = event.id
+            self.timeline.append(TimelineEntry(topic: topic, event: event))
+            self.liveEntries += 1
+            self.totalBytes += cost
+            if self.rings[topic]!.events.count > self.limits.eventsPerTopic {
+                let dropped = self.rings[topic]!.events.removeFirst()
+                self.rings[topic]!.countEvictedThrough = dropped.id
+                self.liveEntries -= 1
+                self.totalBytes -= cost
+            }
+        }
+        while self.totalBytes > self.limits.maxBytes, self.evictOldest() {}
+        self.evictExpired(nowMilliseconds: nowMilliseconds)
+        self.compactTimelineIfNeeded()
+    }
+
+    /// Drops every event older than `limits.maxAge`.
+    mutating func evictExpired(nowMilliseconds: UInt64) {
+        guard let maxAge = self.limits.maxAge else { return }
+        let ageMilliseconds = UInt64(max(0, maxAge.components.seconds)) * 1000
+            + UInt64(max(0, maxAge.components.attoseconds) / 1_000_000_000_000_000)
+        guard nowMilliseconds > ageMilliseconds else { return }
+        let cutoff = nowMilliseconds - ageMilliseconds
+        while let first = self.timeline.first, first.event.timeMilliseconds < cutoff, self.evictOldest() {}
+        self.compactTimelineIfNeeded()
+    }
+
+    /// Removes the oldest live timeline entry. Returns false when the history is empty.
+    private mutating func evictOldest() -> Bool {
+        while let entry = self.timeline.popFirst() {
+            guard let first = self.rings[entry.topic]?.events.first, first === entry.event else {
+                continue  // already dropped by the per-topic count bound
+            }
+            self.rings[entry.topic]!.events.removeFirst()
+            if self.rings[entry.topic]!.events.isEmpty {
+                self.rings[entry.topic] = nil
+            }
+            self.liveEntries -= 1
+            self.totalBytes -= entry.event.historyCost
+            self.timelineEvictedThrough = max(self.timelineEvictedThrough, entry.event.id)
+            return true
+        }
+        return false
+    }
+
+    /// Count-evicted entries stay in the timeline until eviction reaches them; rebuild it when they dominate.
+    private mutating func compactTimelineIfNeeded() {
+        guard self.timeline.count > 2 * self.liveEntries + 1024 else { return }
+        var compacted = CircularBuffer<TimelineEntry>(initialCapacity: self.liveEntries + 64)
+        for entry in self.timeline {
+            if let first = self.rings[entry.topic]?.events.first, first.id <= entry.event.id {
+                compacted.append(entry)
+            }
+        }
+        self.timeline = compacted
+    }
+
+    /// Retained events after `after` on topics the selectors match, in id order, each once.
+    func events(after: EventID, selectors: [TopicSelector], includeBroadcast: Bool, limit: Int = .max)
+        -> [BrokerEvent]
+    {
+        var collected: [BrokerEvent] = []
+        var multiTopic = false
+        self.forEachSelectedRing(selectors: selectors, includeBroadcast: includeBroadcast) { _, ring in
+            let start = Self.firstIndex(in: ring.events, after: after)
+            var index = start
+            while index != ring.events.endIndex {
+                let event = ring.events[index]
+                if event.topics.count > 1 { multiTopic = true }
+                collected.append(event)
+                index = ring.events.index(after: index)
+            }
+        }
+        collected.sort { $0.id < $1.id }
+        if multiTopic {
+            var unique: [BrokerEvent] = []
+            unique.reserveCapacity(collected.count)
+            for event in collected where unique.last?.id != event.id { unique.append(event) }
+            collected = unique
+        }
+        if collected.count > limit { collected.removeLast(collected.count - limit) }
+        return collected
+    }
+
+    /// The newest dropped id and the oldest retained id over the selected topics.
+    func horizon(selectors: [TopicSelector], includeBroadcast: Bool) -> (dropped: EventID, oldest: EventID?) {
+        var dropped = self.timelineEvictedThrough
+        var oldest: EventID?
+        self.forEachSelectedRing(selectors: selectors, includeBroadcast: includeBroadcast) { _, ring in
+            dropped = max(dropped, ring.countEvictedThrough)
+            if let first = ring.events.first?.id { oldest = min(oldest ?? first, first) }
+        }
+        return (dropped, oldest)
+    }
+
+    private func forEachSelectedRing(
+        selectors: [TopicSelector], includeBroadcast: Bool, _ body: (TopicName, TopicRing) -> Void
+    ) {
+        var visitedExact: Set<TopicName> = []
+        let hasWildcard = selectors.contains(where: \.isWildcard)
+        if hasWildcard {
+            for (topic, ring) in self.rings
+            where selectors.contains(where: { $0.matches(topic) })
+                || (includeBroadcast && topic == .broadcast)
+            {
+                body(topic, ring)
+            }
+            return
+        }
+        for selector in selectors {
+            guard let topic = selector.exactTopic, visitedExact.insert(topic).inserted else { continue }
+            if let ring = self.rings[topic] { body(topic, ring) }
+        }
+        if includeBroadcast, !visitedExact.contains(.broadcast), let ring = self.rings[.broadcast] {
+            body(.broadcast, ring)
+        }
+    }
+
+    private static func firstIndex(in events: CircularBuffer<BrokerEvent>, after id: EventID)
+        -> CircularBuffer<BrokerEvent>.Index
+    {
+        var low = 0
+        var high = events.count
+        while low < high {
+            let middle = (low + high) / 2
+            if events[events.index(events.startIndex, offsetBy: middle)].id <= id {
+                low = middle + 1
+            } else {
+                high = middle
+            }
+        }
+        return events.index(events.startIndex, offsetBy: low)
+    }
+}

@@ -1,0 +1,61 @@
+import EventBroker
+
+/// Everything the server needs to run: network settings, limits and the bus's own settings.
+///
+/// A library type with defaults, so tests build one as easily as the CLI does from flags.
+public struct BrokerConfiguration: Sendable {
+    public var host: String
+    /// 0 picks a free port (tests).
+    public var port: Int
+    /// Event loop threads; one per core by default.
+    public var eventLoopThreads: Int
+    /// Largest request body accepted (413 beyond).
+    public var maxBodyBytes: Int
+    /// Largest request head (request line plus headers) accepted (431 beyond).
+    public var maxHeaderBytes: Int
+    /// Time a client has to send one complete request once it started (408 and close beyond).
+    public var requestTimeout: Duration
+    /// A keep-alive connection with no request in flight is closed after this long.
+    public var idleTimeout: Duration
+    /// Unflushed bytes a subscriber may hold before it is disconnected as a slow consumer.
+    public var slowConsumerBytes: Int
+    /// Origins allowed to call the API from a browser; `*` allows any.
+    public var corsAllowedOrigins: [String]
+    /// How long shutdown waits for connections to finish before closing them.
+    public var shutdownGracePeriod: Duration
+    public var bus: BusConfiguration
+
+    public init(
+        host: String = "127.0.0.1",
+        port: Int = 8080,
+        eventLoopThreads: Int = System.coreCount,
+        maxBodyBytes: Int = 1024 * 1024,
+        maxHeaderBytes: Int = 16 * 1024,
+        requestTimeout: Duration = .seconds(30),
+        idleTimeout: Duration = .seconds(75),
+        slowConsumerBytes: Int = 4 * 1024 * 1024,
+        corsAllowedOrigins: [String] = ["*"],
+        shutdownGracePeriod: Duration = .seconds(3),
+        bus: BusConfiguration = BusConfiguration()
+    ) {
+        self.host = host
+        self.port = port
+        self.eventLoopThreads = eventLoopThreads
+        self.maxBodyBytes = maxBodyBytes
+        self.maxHeaderBytes = maxHeaderBytes
+        self.requestTimeout = requestTimeout
+        self.idleTimeout = idleTimeout
+        self.slowConsumerBytes = slowConsumerBytes
+        self.corsAllowedOrigins = corsAllowedOrigins
+        self.shutdownGracePeriod = shutdownGracePeriod
+        self.bus = bus
+    }
+}
+
+import NIOCore
+
+extension Duration {
+    var timeAmount: TimeAmount {
+        .nanoseconds(self.components.seconds * 1_000_000_000 + self.components.attoseconds / 1_000_000_000)
+    }
+}

@@ -1,0 +1,94 @@
+import EventBroker
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOExtras
+import NIOPosix
+import ServiceLifecycle
+
+/// The HTTP/1.1 server: binds, accepts, sets up each connection's pipeline, and shuts down gracefully.
+///
+/// As a `Service` it runs until graceful shutdown, then stops accepting, asks every connection to finish (streams
+/// end with a `retry:` hint so clients reconnect at once, long polls answer, idle keep-alives close) and waits up
+/// to `shutdownGracePeriod` for them.
+public final class BrokerServer: Service, Sendable {
+    private struct State {
+        var channel: (any Channel)?
+        var quiescing: ServerQuiescingHelper?
+    }
+
+    public let configuration: BrokerConfiguration
+    public let broker: Broker
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let state = NIOLockedValueBox(State())
+
+    public init(configuration: BrokerConfiguration, broker: Broker, group: any EventLoopGroup, logger: Logger) {
+        self.configuration = configuration
+        self.broker = broker
+        self.group = group
+        self.logger = logger
+    }
+
+    /// Binds the listening socket and returns the port it is on (useful with port 0).
+    @discardableResult
+    public func start() async throws -> Int {
+        let quiescing = ServerQuiescingHelper(group: self.group)
+        let api = RESTAPI(broker: self.broker, configuration: self.configuration, startedAt: .now)
+        let configuration = self.configuration
+        let logger = self.logger
+        let highWater = max(2, configuration.slowConsumerBytes / 2)
+        let channel = try await ServerBootstrap(group: self.group)
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        quiescing.makeServerChannelHandler(channel: channel))
+                }
+            }
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: highWater / 2, high: highWater))
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try HTTPPipeline.configure(channel, api: api, configuration: configuration, logger: logger)
+                }
+            }
+            .bind(host: self.configuration.host, port: self.configuration.port)
+            .get()
+        self.state.withLockedValue {
+            $0.channel = channel
+            $0.quiescing = quiescing
+        }
+        let port = channel.localAddress?.port ?? self.configuration.port
+        self.logger.notice(
+            "EventBroker listening",
+            metadata: ["host": "\(self.configuration.host)", "port": "\(port)", "version": "\(RESTAPI.version)"])
+        return port
+    }
+
+    /// The bound port, once started.
+    public var port: Int? { self.state.withLockedValue { $0.channel?.localAddress?.port } }
+
+    public func run() async throws {
+        if self.port == nil { try await self.start() }
+        try? await gracefulShutdown()
+        await self.stop()
+    }
+
+    /// Stops accepting and drains connections (see the type's documentation). Idempotent.
+    public func stop() async {
+        guard let quiescing = self.state.withLockedValue({ state -> ServerQuiescingHelper? in
+            defer { state.quiescing = nil }
+            return state.quiescing
+        }) else { return }
+        self.logger.notice("Shutting down: draining connections")
+        let promise = self.group.next().makePromise(of: Void.self)
+        quiescing.initiateShutdown(promise: promise)
+        let grace = self.configuration.shutdownGracePeriod.timeAmount
+        let timeout = self.group.next().scheduleTask(in: grace) { promise.succeed() }
+        try? await promise.futureResult.get()
+        timeout.cancel()
+        self.logger.notice("Server stopped")
+    }
+}

@@ -1,0 +1,301 @@
+import EventBroker
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Reads each request, enforces the size limits, routes it and writes the answer; hands `GET /api/events` over
+/// to an `SSEHandler` and holds long polls open.
+///
+/// Errors that leave the request body unread (`413`) close the connection after the answer; every other error is
+/// answered once the request has ended and the connection stays usable.
+final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private struct Request {
+        let head: HTTPRequestHead
+        let target: RequestTarget
+        let match: Router.Match
+        var body: ByteBuffer
+    }
+
+    private struct LongPoll {
+        let request: Request
+        let query: RESTAPI.HistoryQuery
+        let waiter: LongPollWaiter
+        let timer: Scheduled<Void>
+    }
+
+    private enum State {
+        case idle
+        case collecting(Request)
+        /// The request is refused; its answer goes out when it ends.
+        case refused(HTTPRequestHead, APIError)
+        /// An answer that closes the connection went out early; the rest of the request is ignored.
+        case discarding
+        case waiting(LongPoll)
+        case handedOff
+    }
+
+    private let api: RESTAPI
+    private let configuration: BrokerConfiguration
+    private let cors: CORSPolicy
+    private let pipelineHandlers: HTTPPipeline.Handlers
+    private let logger: Logger
+    private var state = State.idle
+    private var isQuiescing = false
+    private var context: ChannelHandlerContext?
+
+    init(api: RESTAPI, configuration: BrokerConfiguration, pipelineHandlers: HTTPPipeline.Handlers, logger: Logger) {
+        self.api = api
+        self.configuration = configuration
+        self.cors = CORSPolicy(allowedOrigins: configuration.corsAllowedOrigins)
+        self.pipelineHandlers = pipelineHandlers
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        self.pipelineHandlers.timeout.onQuiesce = { bound.value.quiesce() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.endLongPoll(context: context)
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.endLongPoll(context: context)
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch Self.unwrapInboundIn(data) {
+        case .head(let head): self.received(head: head, context: context)
+        case .body(var chunk): self.received(body: &chunk, context: context)
+        case .end: self.receivedEnd(context: context)
+        }
+    }
+
+    // MARK: Reading a request
+
+    private func received(head: HTTPRequestHead, context: ChannelHandlerContext) {
+        guard case .idle = self.state else { return }
+        self.pipelineHandlers.timeout.requestStarted()
+        var headBytes = head.uri.utf8.count + 16
+        for header in head.headers { headBytes += header.name.utf8.count + header.value.utf8.count + 4 }
+        if headBytes > self.configuration.maxHeaderBytes {
+            var error = APIError(
+                .requestHeaderFieldsTooLarge, "headers_too_large",
+                "The request head is \(headBytes) bytes; the limit is \(self.configuration.maxHeaderBytes).")
+            error.closesConnection = true
+            self.respondEarly(.error(error), head: head, context: context)
+            return
+        }
+        let target = RequestTarget(uri: head.uri)
+        guard let match = Router.match(path: target.path) else {
+            self.state = .refused(head, .notFound(target.path))
+            return
+        }
+        guard match.route.allowedMethods.contains(head.method) else {
+            self.state = .refused(head, .methodNotAllowed(head.method, allowed: match.route.allowedMethods))
+            return
+        }
+        if head.method == .POST, let length = head.headers.first(name: "content-length").flatMap({ Int($0) }),
+            length > self.configuration.maxBodyBytes
+        {
+            self.respondEarly(.error(.payloadTooLarge(limit: self.configuration.maxBodyBytes)), head: head, context: context)
+            return
+        }
+        self.state = .collecting(Request(head: head, target: target, match: match, body: context.channel.allocator.buffer(capacity: 0)))
+    }
+
+    private func received(body chunk: inout ByteBuffer, context: ChannelHandlerContext) {
+        guard case .collecting(var request) = self.state else { return }
+        guard request.match.route.acceptsBody || chunk.readableBytes == 0 else {
+            return  // a body on GET or OPTIONS is ignored
+        }
+        if request.body.readableBytes + chunk.readableBytes > self.configuration.maxBodyBytes {
+            self.respondEarly(
+                .error(.payloadTooLarge(limit: self.configuration.maxBodyBytes)), head: request.head, context: context)
+            return
+        }
+        self.state = .idle  // drop the reference so the append does not copy
+        request.body.writeBuffer(&chunk)
+        self.state = .collecting(request)
+    }
+
+    private func receivedEnd(context: ChannelHandlerContext) {
+        self.pipelineHandlers.timeout.requestCompleted()
+        switch self.state {
+        case .idle, .waiting, .handedOff:
+            return
+        case .discarding:
+            self.state = .idle
+        case .refused(let head, let error):
+            self.state = .idle
+            self.respond(.error(error), head: head, context: context)
+        case .collecting(let request):
+            self.state = .idle
+            self.dispatch(request, context: context)
+        }
+    }
+
+    // MARK: Routing
+
+    private func dispatch(_ request: Request, context: ChannelHandlerContext) {
+        if request.head.method == .OPTIONS {
+            let headers = self.cors.preflightHeaders(
+                origin: request.head.headers.first(name: "origin"), methods: request.match.route.allowedMethods)
+            self.respond(.empty(.noContent, headers: headers), head: request.head, context: context)
+            return
+        }
+        do {
+            switch request.match.route {
+            case .events:
+                try self.startStream(request, context: context)
+                return
+            case .history:
+                let query = try RESTAPI.historyQuery(request.target)
+                let page = try self.api.history(query)
+                if page.events.isEmpty && query.wait > 0 && !self.isQuiescing {
+                    try self.startLongPoll(request, query: query, context: context)
+                    return
+                }
+                self.respond(RESTAPI.historyResponse(page), head: request.head, context: context)
+                return
+            case .publish:
+                self.respond(
+                    try self.api.publish(target: request.target, headers: request.head.headers, body: request.body),
+                    head: request.head, context: context)
+            case .broadcast:
+                self.respond(
+                    try self.api.broadcast(target: request.target, headers: request.head.headers, body: request.body),
+                    head: request.head, context: context)
+            case .message:
+                self.respond(
+                    try self.api.message(target: request.target, headers: request.head.headers, body: request.body),
+                    head: request.head, context: context)
+            case .health:
+                self.respond(self.api.health(), head: request.head, context: context)
+            case .topics:
+                self.respond(self.api.topics(), head: request.head, context: context)
+            case .topic:
+                self.respond(try self.api.topic(request.match.topic ?? ""), head: request.head, context: context)
+            }
+        } catch let error as APIError {
+            self.respond(.error(error), head: request.head, context: context)
+        } catch {
+            self.logger.error("Request failed", metadata: ["error": "\(error)", "uri": "\(request.head.uri)"])
+            self.respond(.error(.internalError), head: request.head, context: context)
+        }
+    }
+
+    // MARK: Event streams
+
+    private func startStream(_ request: Request, context: ChannelHandlerContext) throws(APIError) {
+        let selectors = try RESTAPI.selectors(request.target)
+        if selectors.count > self.api.broker.configuration.maxSelectorsPerSubscription {
+            throw APIError(
+                .badRequest, "too_many_topics",
+                "A subscription may name at most \(self.api.broker.configuration.maxSelectorsPerSubscription) topic selectors.")
+        }
+        let origin = request.head.headers.first(name: "origin")
+        let sse = SSEHandler(
+            broker: self.api.broker, selectors: selectors,
+            lastEventID: RESTAPI.lastEventID(request.target, headers: request.head.headers),
+            responseHead: SSEHandler.responseHead(extraHeaders: self.cors.headers(origin: origin)),
+            slowConsumerBytes: self.configuration.slowConsumerBytes, logger: self.logger)
+        self.state = .handedOff
+        self.pipelineHandlers.timeout.onQuiesce = nil
+        do {
+            try context.pipeline.syncOperations.addHandler(sse, position: .first)
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        HTTPPipeline.remove(self.pipelineHandlers, requestHandler: self, from: context.pipeline)
+    }
+
+    // MARK: Long polls
+
+    private func startLongPoll(_ request: Request, query: RESTAPI.HistoryQuery, context: ChannelHandlerContext) throws {
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let waiter = LongPollWaiter { bound.value.longPollWoke() }
+        _ = try self.api.broker.subscribe0(
+            waiter, selectors: query.selectors, lastEventID: nil, transport: .longPoll, on: context.eventLoop)
+        let timer = context.eventLoop.scheduleTask(in: .seconds(Int64(query.wait))) { bound.value.finishLongPoll() }
+        self.state = .waiting(LongPoll(request: request, query: query, waiter: waiter, timer: timer))
+        // An event may have been published between the first look and the registration.
+        self.longPollWoke()
+    }
+
+    private func longPollWoke() {
+        guard case .waiting(let poll) = self.state, let page = try? self.api.history(poll.query),
+            !page.events.isEmpty
+        else { return }
+        self.finishLongPoll(with: page)
+    }
+
+    private func finishLongPoll(with knownPage: HistoryPage? = nil) {
+        guard let context = self.context, case .waiting(let poll) = self.state else { return }
+        self.endLongPoll(context: context)
+        self.state = .idle
+        let response: HTTPResponse
+        if let knownPage {
+            response = RESTAPI.historyResponse(knownPage)
+        } else {
+            do {
+                response = RESTAPI.historyResponse(try self.api.history(poll.query))
+            } catch {
+                response = .error(error)
+            }
+        }
+        self.respond(response, head: poll.request.head, context: context)
+    }
+
+    private func endLongPoll(context: ChannelHandlerContext) {
+        guard case .waiting(let poll) = self.state else { return }
+        poll.timer.cancel()
+        self.api.broker.unsubscribe0(poll.waiter, selectors: poll.query.selectors, on: context.eventLoop)
+    }
+
+    private func quiesce() {
+        self.isQuiescing = true
+        if case .waiting = self.state { self.finishLongPoll() }
+    }
+
+    // MARK: Writing
+
+    private func respondEarly(_ response: HTTPResponse, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        self.state = .discarding
+        self.respond(response, head: head, context: context)
+    }
+
+    private func respond(_ response: HTTPResponse, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders(response.headers)
+        if !headers.contains(name: "access-control-allow-origin") && !headers.contains(name: "vary") {
+            headers.add(contentsOf: self.cors.headers(origin: head.headers.first(name: "origin")))
+        }
+        let body = response.body.map { ByteBuffer(string: $0) }
+        if response.status != .noContent { headers.add(name: "Content-Length", value: String(body?.readableBytes ?? 0)) }
+        let closes = !head.isKeepAlive || self.isQuiescing || headers.contains(name: "connection")
+        if closes && !headers.contains(name: "connection") { headers.add(name: "Connection", value: "close") }
+        var responseHead = HTTPResponseHead(version: head.version, status: response.status, headers: headers)
+        if head.version.major == 1 && head.version.minor == 0 && !closes {
+            responseHead.headers.add(name: "Connection", value: "keep-alive")
+        }
+        context.write(Self.wrapOutboundOut(.head(responseHead)), promise: nil)
+        if let body, head.method != .HEAD { context.write(Self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        let done = context.writeAndFlush(Self.wrapOutboundOut(.end(nil)))
+        self.pipelineHandlers.timeout.responseCompleted()
+        if closes {
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            done.whenComplete { _ in bound.value.close(promise: nil) }
+        }
+    }
+}
+
+@available(*, unavailable)
+extension HTTPRequestHandler: Sendable {}

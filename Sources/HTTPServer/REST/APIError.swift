@@ -1,0 +1,73 @@
+import EventBroker
+import NIOCore
+import NIOHTTP1
+
+/// An error answered to an HTTP client: a status and `{"error": {"code": …, "message": …}}` (see openapi.yaml).
+struct APIError: Error, Hashable, Sendable {
+    let status: HTTPResponseStatus
+    let code: String
+    let message: String
+    var headers: [(String, String)] = []
+    /// Whether the connection is closed after the answer (the request body could not be read to its end).
+    var closesConnection = false
+
+    init(_ status: HTTPResponseStatus, _ code: String, _ message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+
+    static func == (lhs: APIError, rhs: APIError) -> Bool {
+        lhs.status == rhs.status && lhs.code == rhs.code && lhs.message == rhs.message
+    }
+
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(self.code)
+        hasher.combine(self.message)
+    }
+
+    var jsonBody: String {
+        "{\"error\":{\"code\":\(JSONValue.quoted(self.code)),\"message\":\(JSONValue.quoted(self.message))}}"
+    }
+
+    static func invalidField(_ name: String, _ expectation: String) -> APIError {
+        APIError(.badRequest, "invalid_field", "'\(name)' \(expectation).")
+    }
+
+    static func invalidParameter(_ name: String, _ expectation: String) -> APIError {
+        APIError(.badRequest, "invalid_parameter", "Query parameter '\(name)' \(expectation).")
+    }
+
+    static func notFound(_ path: String) -> APIError {
+        APIError(.notFound, "not_found", "No endpoint at '\(path.prefix(200))'. See openapi.yaml for the API.")
+    }
+
+    static func methodNotAllowed(_ method: HTTPMethod, allowed: [HTTPMethod]) -> APIError {
+        let allow = allowed.map(\.rawValue).joined(separator: ", ")
+        var error = APIError(
+            .methodNotAllowed, "method_not_allowed", "\(method.rawValue) is not allowed here; use \(allow).")
+        error.headers = [("Allow", allow)]
+        return error
+    }
+
+    static func payloadTooLarge(limit: Int) -> APIError {
+        var error = APIError(
+            .payloadTooLarge, "payload_too_large", "The request body exceeds the limit of \(limit) bytes.")
+        error.closesConnection = true
+        return error
+    }
+
+    static let internalError = APIError(.internalServerError, "internal_error", "The broker failed to handle the request.")
+
+    /// The HTTP form of a bus error.
+    init(_ error: BrokerError) {
+        let status: HTTPResponseStatus
+        switch error.code {
+        case .clientNotFound, .topicNotFound: status = .notFound
+        case .shuttingDown: status = .serviceUnavailable
+        default: status = .badRequest
+        }
+        self.init(status, error.code.description, error.message)
+        if error.code == .shuttingDown { self.headers = [("Retry-After", "1")] }
+    }
+}

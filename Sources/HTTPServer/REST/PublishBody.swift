@@ -1,0 +1,206 @@
+import EventBroker
+import NIOCore
+
+/// The fields of a publish, broadcast or direct-message body, in whichever of the three forms it came:
+///
+/// ```
+/// application/json                    {"topic": "t" | "topics": [...], "data": <any>, "event"?, "retry"?, "private"?}
+/// application/x-www-form-urlencoded   topic=t&data=hello&event=e
+/// anything, with ?topic= in the URL   the body is the data (a JSON body stays a JSON value)
+/// ```
+/// Field types are checked here; names, sizes and emptiness are the bus's to judge.
+struct PublishBody: Sendable {
+    /// Which endpoint a body is for: it decides what the raw form needs in the query.
+    enum Kind: Sendable {
+        case publish
+        case broadcast
+        case message
+    }
+
+    var topics: [String] = []
+    var data: String?
+    var dataIsJSON = false
+    var event: String?
+    var retry: Int?
+    var isPrivate = false
+    var to: String?
+    var user: String?
+
+    static let maxRetryMilliseconds = 86_400_000
+
+    static func decode(kind: Kind, contentType: String?, target: RequestTarget, body: ByteBuffer) throws(APIError)
+        -> PublishBody
+    {
+        let mediaType = contentType.map(Self.mediaType)
+        let isJSON = mediaType == nil || mediaType == "application/json" || mediaType!.hasSuffix("+json")
+        let isForm = mediaType == "application/x-www-form-urlencoded"
+        let isText = mediaType?.hasPrefix("text/") == true || mediaType == "application/octet-stream"
+        let queryNamesTarget: Bool
+        switch kind {
+        case .publish: queryNamesTarget = target.contains("topic") || target.contains("topics")
+        case .message: queryNamesTarget = target.contains("to") || target.contains("user")
+        case .broadcast: queryNamesTarget = isText
+        }
+        if queryNamesTarget {
+            return try Self.decodeRaw(target: target, body: body, asJSON: isJSON && mediaType != nil)
+        }
+        if isForm { return try Self.decodeForm(body) }
+        if isJSON { return try Self.decodeJSON(body) }
+        let hint: String
+        switch kind {
+        case .publish: hint = "or send any body with ?topic= in the URL"
+        case .message: hint = "or send any body with ?to= in the URL"
+        case .broadcast: hint = "or text/plain"
+        }
+        throw APIError(
+            .unsupportedMediaType, "unsupported_media_type",
+            "Content-Type '\(mediaType ?? "")' is not supported: use application/json, application/x-www-form-urlencoded, \(hint).")
+    }
+
+    static func mediaType(_ contentType: String) -> String {
+        let base = contentType.split(separator: ";", maxSplits: 1).first.map(String.init) ?? contentType
+        return base.trimmingASCIIWhitespace().lowercased()
+    }
+
+    private static func text(_ body: ByteBuffer) throws(APIError) -> String {
+        guard let text = String(validating: body.readableBytesView, as: UTF8.self) else {
+            throw APIError(.badRequest, "invalid_data", "The body is not valid UTF-8 text.")
+        }
+        return text
+    }
+
+    private static func decodeRaw(target: RequestTarget, body: ByteBuffer, asJSON: Bool) throws(APIError)
+        -> PublishBody
+    {
+        var fields = PublishBody()
+        fields.topics = Self.splitLists(target.values("topic") + target.values("topics"))
+        fields.to = target.first("to")
+        fields.user = target.first("user")
+        fields.event = target.first("event")
+        if let retry = target.first("retry") { fields.retry = try Self.parseRetry(retry) }
+        if let isPrivate = target.first("private") { fields.isPrivate = try Self.parseBool(isPrivate, "private") }
+        if asJSON {
+            let value: JSONValue
+            do {
+                value = try JSONParser.parse(body.readableBytesView)
+            } catch {
+                throw APIError(.badRequest, "invalid_json", "The body is not valid JSON: \(error).")
+            }
+            fields.data = Self.dataText(value)
+            fields.dataIsJSON = !Self.isString(value)
+        } else {
+            fields.data = try Self.text(body)
+        }
+        return fields
+    }
+
+    private static func decodeForm(_ body: ByteBuffer) throws(APIError) -> PublishBody {
+        let pairs = RequestTarget.parseForm(Substring(try Self.text(body)))
+        var fields = PublishBody()
+        func first(_ name: String) -> String? { pairs.first(where: { $0.name == name })?.value }
+        fields.topics = Self.splitLists(pairs.filter { $0.name == "topic" || $0.name == "topics" }.map(\.value))
+        fields.data = first("data")
+        fields.event = first("event")
+        fields.to = first("to")
+        fields.user = first("user")
+        if let retry = first("retry") { fields.retry = try Self.parseRetry(retry) }
+        if let isPrivate = first("private") { fields.isPrivate = try Self.parseBool(isPrivate, "private") }
+        return fields
+    }
+
+    private static func decodeJSON(_ body: ByteBuffer) throws(APIError) -> PublishBody {
+        let root: JSONValue
+        do {
+            root = try JSONParser.parse(body.readableBytesView)
+        } catch {
+            throw APIError(.badRequest, "invalid_json", "The body is not valid JSON: \(error).")
+        }
+        guard case .object = root else {
+            throw APIError(.badRequest, "invalid_json", "The body must be a JSON object, not \(root.typeName).")
+        }
+        var fields = PublishBody()
+        switch root["topic"] {
+        case nil, .null?: break
+        case .string(let topic)?: fields.topics.append(topic)
+        case let other?: throw APIError.invalidField("topic", "must be a string, not \(other.typeName)")
+        }
+        switch root["topics"] {
+        case nil, .null?: break
+        case .array(let elements)?:
+            for element in elements {
+                guard case .string(let topic) = element else {
+                    throw APIError.invalidField("topics", "must be an array of strings")
+                }
+                fields.topics.append(topic)
+            }
+            if elements.isEmpty { throw APIError.invalidField("topics", "must name at least one topic") }
+        case let other?: throw APIError.invalidField("topics", "must be an array of strings, not \(other.typeName)")
+        }
+        if let data = root["data"] {
+            fields.data = Self.dataText(data)
+            fields.dataIsJSON = !Self.isString(data)
+        }
+        fields.event = try Self.optionalString(root, "event")
+        fields.to = try Self.optionalString(root, "to")
+        fields.user = try Self.optionalString(root, "user")
+        switch root["retry"] {
+        case nil, .null?: break
+        case .number(let text)?: fields.retry = try Self.parseRetry(text)
+        case let other?: throw APIError.invalidField("retry", "must be an integer number of milliseconds, not \(other.typeName)")
+        }
+        switch root["private"] {
+        case nil, .null?: break
+        case .bool(let value)?: fields.isPrivate = value
+        case let other?: throw APIError.invalidField("private", "must be a boolean, not \(other.typeName)")
+        }
+        return fields
+    }
+
+    private static func optionalString(_ root: JSONValue, _ name: String) throws(APIError) -> String? {
+        switch root[name] {
+        case nil, .null?: return nil
+        case .string(let value)?: return value
+        case let other?: throw APIError.invalidField(name, "must be a string, not \(other.typeName)")
+        }
+    }
+
+    private static func isString(_ value: JSONValue) -> Bool {
+        if case .string = value { return true }
+        return false
+    }
+
+    /// Strings are sent as they are; any other JSON value as its compact text.
+    private static func dataText(_ value: JSONValue) -> String {
+        if case .string(let text) = value { return text }
+        return value.serialized()
+    }
+
+    /// Accepts `a,b` as well as repeated names.
+    private static func splitLists(_ values: [String]) -> [String] {
+        values.flatMap { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+    }
+
+    private static func parseRetry(_ text: String) throws(APIError) -> Int {
+        guard let value = Int(text), value >= 0, value <= Self.maxRetryMilliseconds else {
+            throw APIError.invalidField("retry", "must be an integer from 0 to \(Self.maxRetryMilliseconds) (milliseconds)")
+        }
+        return value
+    }
+
+    private static func parseBool(_ text: String, _ name: String) throws(APIError) -> Bool {
+        switch text.lowercased() {
+        case "true", "1", "yes", "on": return true
+        case "false", "0", "no", "off", "": return false
+        default: throw APIError.invalidField(name, "must be true or false")
+        }
+    }
+}
+
+extension String {
+    func trimmingASCIIWhitespace() -> String {
+        var view = Substring(self)
+        while let first = view.first, first == " " || first == "\t" { view = view.dropFirst() }
+        while let last = view.last, last == " " || last == "\t" { view = view.dropLast() }
+        return String(view)
+    }
+}

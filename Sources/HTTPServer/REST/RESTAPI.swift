@@ -1,0 +1,248 @@
+import EventBroker
+import NIOCore
+import NIOHTTP1
+
+/// The REST endpoints: each turns a complete request into a response (or an `APIError`), with no I/O of its own.
+struct RESTAPI: Sendable {
+    static let version = "0.1.0"
+    static let maxHistoryLimit = 1000
+    static let defaultHistoryLimit = 100
+    static let maxWaitSeconds = 60
+
+    let broker: Broker
+    let configuration: BrokerConfiguration
+    let startedAt: ContinuousClock.Instant
+
+    // MARK: Publishing
+
+    func publish(target: RequestTarget, headers: HTTPHeaders, body: ByteBuffer) throws(APIError) -> HTTPResponse {
+        let fields = try PublishBody.decode(
+            kind: .publish, contentType: headers.first(name: "content-type"), target: target, body: body)
+        guard !fields.topics.isEmpty else {
+            throw APIError(.badRequest, "missing_field", "Give a topic: \"topic\": \"name\" or \"topics\": [...] (or ?topic= with a raw body).")
+        }
+        let data = try Self.requireData(fields)
+        var topics: [TopicName] = []
+        for name in fields.topics {
+            do { topics.append(try TopicName(name)) } catch { throw APIError(error) }
+        }
+        let request = PublishRequest(
+            topics: topics, data: data, dataIsJSON: fields.dataIsJSON, eventType: fields.event,
+            retryMilliseconds: fields.retry, isPrivate: fields.isPrivate,
+            idempotencyKey: try Self.idempotencyKey(headers))
+        do {
+            return Self.published(try self.broker.publish(request))
+        } catch {
+            throw APIError(error)
+        }
+    }
+
+    func broadcast(target: RequestTarget, headers: HTTPHeaders, body: ByteBuffer) throws(APIError) -> HTTPResponse {
+        let fields = try PublishBody.decode(
+            kind: .broadcast, contentType: headers.first(name: "content-type"), target: target, body: body)
+        guard fields.topics.isEmpty else {
+            throw APIError.invalidField("topic", "is not allowed: a broadcast goes to every subscriber")
+        }
+        let data = try Self.requireData(fields)
+        let key = try Self.idempotencyKey(headers)
+        do {
+            return Self.published(
+                try self.broker.broadcast(
+                    data: data, dataIsJSON: fields.dataIsJSON, eventType: fields.event, idempotencyKey: key))
+        } catch {
+            throw APIError(error)
+        }
+    }
+
+    func message(target: RequestTarget, headers: HTTPHeaders, body: ByteBuffer) throws(APIError) -> HTTPResponse {
+        let fields = try PublishBody.decode(
+            kind: .message, contentType: headers.first(name: "content-type"), target: target, body: body)
+        let recipient: DirectRecipient
+        switch (fields.to, fields.user) {
+        case (let to?, nil):
+            guard !to.isEmpty else { throw APIError.invalidField("to", "must be a client id") }
+            recipient = .client(ClientID(rawValue: to))
+        case (nil, let user?):
+            guard !user.isEmpty else { throw APIError.invalidField("user", "must be a user id") }
+            recipient = .user(user)
+        case (nil, nil):
+            throw APIError(.badRequest, "missing_field", "Give a recipient: \"to\": \"<clientId>\" or \"user\": \"<user id>\".")
+        case (_?, _?):
+            throw APIError.invalidField("to", "and 'user' cannot both be given")
+        }
+        let data = try Self.requireData(fields)
+        let key = try Self.idempotencyKey(headers)
+        let result: PublishResult
+        do {
+            result = try self.broker.sendDirect(
+                to: recipient, data: data, dataIsJSON: fields.dataIsJSON, eventType: fields.event,
+                idempotencyKey: key)
+        } catch {
+            throw APIError(error)
+        }
+        var json = JSONObjectWriter()
+        json.string("id", result.id.description)
+        json.int("subscribers", result.subscribers)
+        return .json(json.result, headers: result.isReplay ? [("Idempotent-Replayed", "true")] : [])
+    }
+
+    private static func requireData(_ fields: PublishBody) throws(APIError) -> String {
+        guard let data = fields.data else {
+            throw APIError(.badRequest, "missing_field", "Give \"data\": the event's payload (a string or any JSON value).")
+        }
+        guard !data.isEmpty else {
+            throw APIError(.badRequest, "empty_data", "'data' is empty: an event must carry data.")
+        }
+        return data
+    }
+
+    static func idempotencyKey(_ headers: HTTPHeaders) throws(APIError) -> String? {
+        guard let key = headers.first(name: "idempotency-key") else { return nil }
+        let bytes = key.utf8
+        guard !bytes.isEmpty, bytes.count <= 255, bytes.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) else {
+            throw APIError(.badRequest, "invalid_header", "Idempotency-Key must be 1 to 255 printable ASCII characters.")
+        }
+        return key
+    }
+
+    private static func published(_ result: PublishResult) -> HTTPResponse {
+        var json = JSONObjectWriter()
+        json.string("id", result.id.description)
+        json.strings("topics", result.topics.map(\.value))
+        json.int("subscribers", result.subscribers)
+        return .json(json.result, headers: result.isReplay ? [("Idempotent-Replayed", "true")] : [])
+    }
+
+    // MARK: Reading
+
+    func health() -> HTTPResponse {
+        let stats = self.broker.stats()
+        var connections = JSONObjectWriter()
+        connections.int("sse", stats.connections[.sse] ?? 0)
+        connections.int("ws", stats.connections[.webSocket] ?? 0)
+        var json = JSONObjectWriter()
+        json.string("status", self.broker.isShuttingDown ? "shutting_down" : "ok")
+        json.int("uptimeSeconds", Int((ContinuousClock.now - self.startedAt).components.seconds))
+        json.raw("connections", connections.result)
+        json.int("topics", stats.topics)
+        json.string("version", Self.version)
+        return .json(json.result)
+    }
+
+    func topics() -> HTTPResponse {
+        let list = self.broker.topics().map(Self.topicJSON).joined(separator: ",")
+        return .json("{\"topics\":[\(list)]}")
+    }
+
+    func topic(_ name: String) throws(APIError) -> HTTPResponse {
+        let topic: TopicName
+        do { topic = try TopicName(name) } catch { throw APIError(error) }
+        guard let info = self.broker.topic(topic) else {
+            throw APIError(.notFound, "topic_not_found", "The broker has no history and no subscriber for topic '\(topic)'.")
+        }
+        return .json(Self.topicJSON(info))
+    }
+
+    private static func topicJSON(_ info: TopicInfo) -> String {
+        var json = JSONObjectWriter()
+        json.string("topic", info.topic.value)
+        json.int("subscribers", info.subscribers)
+        json.string("lastEventId", info.lastEventID?.description)
+        json.int("historySize", info.historySize)
+        json.string("oldestEventId", info.oldestEventID?.description)
+        return json.result
+    }
+
+    /// A parsed `GET /api/events/history` request.
+    struct HistoryQuery: Sendable {
+        let selectors: [TopicSelector]
+        let after: String?
+        let limit: Int
+        let wait: Int
+    }
+
+    static func historyQuery(_ target: RequestTarget) throws(APIError) -> HistoryQuery {
+        let selectors = try Self.selectors(target)
+        var limit = Self.defaultHistoryLimit
+        if let text = target.first("limit") {
+            guard let value = Int(text), value >= 1, value <= Self.maxHistoryLimit else {
+                throw APIError.invalidParameter("limit", "must be an integer from 1 to \(Self.maxHistoryLimit)")
+            }
+            limit = value
+        }
+        var wait = 0
+        if let text = target.first("wait") {
+            guard let value = Int(text), value >= 0, value <= Self.maxWaitSeconds else {
+                throw APIError.invalidParameter("wait", "must be a whole number of seconds from 0 to \(Self.maxWaitSeconds)")
+            }
+            wait = value
+        }
+        let after = target.first("after")
+        if let after, EventID(parsing: after) == nil {
+            throw APIError.invalidParameter("after", "must be an event id (decimal digits)")
+        }
+        return HistoryQuery(selectors: selectors, after: after, limit: limit, wait: wait)
+    }
+
+    func history(_ query: HistoryQuery) throws(APIError) -> HistoryPage {
+        do {
+            return try self.broker.history(selectors: query.selectors, after: query.after, limit: query.limit)
+        } catch {
+            throw APIError(error)
+        }
+    }
+
+    static func historyResponse(_ page: HistoryPage) -> HTTPResponse {
+        var events = "["
+        for (index, event) in page.events.enumerated() {
+            if index > 0 { events += "," }
+            var json = JSONObjectWriter()
+            json.string("id", event.id.description)
+            json.string("topic", event.topics.first?.value)
+            json.strings("topics", event.topics.map(\.value))
+            if let type = event.eventType { json.string("event", type) }
+            json.raw("data", event.dataIsJSON ? event.data : JSONValue.quoted(event.data))
+            json.raw("time", String(event.timeMilliseconds))
+            json.bool("private", event.isPrivate)
+            events += json.result
+        }
+        events += "]"
+        var json = JSONObjectWriter()
+        json.raw("events", events)
+        json.string("nextAfter", page.nextAfter.description)
+        if let gap = page.gap {
+            var gapJSON = JSONObjectWriter()
+            gapJSON.string("lastEventId", gap.lastEventID)
+            gapJSON.string("oldestAvailable", gap.oldestAvailable?.description)
+            json.raw("gap", gapJSON.result)
+        }
+        return .json(json.result)
+    }
+
+    // MARK: Parameters
+
+    /// The `topic` selectors of a subscription or history query: repeated and/or comma-separated.
+    static func selectors(_ target: RequestTarget) throws(APIError) -> [TopicSelector] {
+        let names = (target.values("topic") + target.values("topics")).flatMap {
+            $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        }
+        guard !names.isEmpty else {
+            throw APIError(.badRequest, "invalid_selector", "Give at least one topic selector: ?topic=NAME (repeatable, or comma-separated).")
+        }
+        var selectors: [TopicSelector] = []
+        for name in names {
+            let selector: TopicSelector
+            do { selector = try TopicSelector(name) } catch { throw APIError(error) }
+            if !selectors.contains(selector) { selectors.append(selector) }
+        }
+        return selectors
+    }
+
+    /// The id an SSE client resumes from: the `Last-Event-ID` header wins over the query names polyfills use.
+    static func lastEventID(_ target: RequestTarget, headers: HTTPHeaders) -> String? {
+        if let header = headers.first(name: "last-event-id")?.trimmingASCIIWhitespace(), !header.isEmpty {
+            return header
+        }
+        return target.first("lastEventId", "last_event_id", "lastEventID")
+    }
+}

@@ -1,0 +1,68 @@
+import NIOHTTP1
+
+/// The broker's endpoints, one case each, and how a request path maps to them.
+///
+/// `routes` is the single list of what is served; a contract test checks it against openapi.yaml.
+enum Route: Hashable, Sendable, CaseIterable {
+    case events
+    case publish
+    case broadcast
+    case message
+    case health
+    case topics
+    case topic
+    case history
+
+    /// The path as openapi.yaml writes it.
+    var pathTemplate: String {
+        switch self {
+        case .events: return "/api/events"
+        case .publish: return "/api/events/publish"
+        case .broadcast: return "/api/messages/broadcast"
+        case .message: return "/api/message"
+        case .health: return "/api/health"
+        case .topics: return "/api/topics"
+        case .topic: return "/api/topics/{topic}"
+        case .history: return "/api/events/history"
+        }
+    }
+
+    /// Methods served besides OPTIONS, which every route answers (CORS preflight).
+    var methods: [HTTPMethod] {
+        switch self {
+        case .events, .health, .topics, .topic, .history: return [.GET]
+        case .publish, .broadcast, .message: return [.POST]
+        }
+    }
+
+    var allowedMethods: [HTTPMethod] { self.methods + [.OPTIONS] }
+
+    /// Whether the route reads a request body.
+    var acceptsBody: Bool { self.methods.contains(.POST) }
+}
+
+/// Maps a decoded path to a route and its path parameter.
+enum Router {
+    static let topicPrefix = "/api/topics/"
+
+    struct Match: Hashable, Sendable {
+        let route: Route
+        /// The `{topic}` of `/api/topics/{topic}`, percent-decoded.
+        let topic: String?
+    }
+
+    static func match(path: String) -> Match? {
+        switch path {
+        case "/api/events": return Match(route: .events, topic: nil)
+        case "/api/events/publish": return Match(route: .publish, topic: nil)
+        case "/api/messages/broadcast": return Match(route: .broadcast, topic: nil)
+        case "/api/message": return Match(route: .message, topic: nil)
+        case "/api/health": return Match(route: .health, topic: nil)
+        case "/api/topics": return Match(route: .topics, topic: nil)
+        case "/api/events/history": return Match(route: .history, topic: nil)
+        default:
+            guard path.hasPrefix(Self.topicPrefix), path.count > Self.topicPrefix.count else { return nil }
+            return Match(route: .topic, topic: String(path.dropFirst(Self.topicPrefix.count)))
+        }
+    }
+}

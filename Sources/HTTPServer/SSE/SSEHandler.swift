@@ -1,0 +1,203 @@
+import EventBroker
+import Logging
+import NIOCore
+
+/// One Server-Sent Events stream. Takes over the connection once its `GET /api/events` has ended: it sits first in
+/// the pipeline, writes raw bytes (the response head, then pre-encoded chunks), and ignores anything the client
+/// sends afterwards.
+///
+/// ```
+/// HTTP/1.1 200 OK ... Transfer-Encoding: chunked      (head, with CORS headers for this request)
+/// retry: 3000 / event: connected / data: {"clientId":…,"topics":[…]}
+/// event: gap / data: {"lastEventId":…,"oldestAvailable":…}     (only when resuming past the history's reach)
+/// id: … / data: …                                          (replay, then live events)
+/// : hb                                                     (every heartbeat interval)
+/// ```
+/// Loop-confined: every method runs on the channel's event loop.
+final class SSEHandler: ChannelDuplexHandler, Subscriber {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let clientID = ClientID.random()
+    private let broker: Broker
+    private let selectors: [TopicSelector]
+    private let lastEventID: String?
+    private let responseHead: ByteBuffer
+    private let logger: Logger
+    private var stateMachine: SSEConnectionStateMachine
+    private var context: ChannelHandlerContext?
+    private var isSubscribed = false
+    /// The newest id written (or skipped as already written); older or equal deliveries are duplicates.
+    private var lastDeliveredID = EventID.zero
+    private var queue = CircularBuffer<(event: BrokerEvent, isLive: Bool)>()
+
+    init(
+        broker: Broker, selectors: [TopicSelector], lastEventID: String?, responseHead: ByteBuffer,
+        slowConsumerBytes: Int, logger: Logger
+    ) {
+        self.broker = broker
+        self.selectors = selectors
+        self.lastEventID = lastEventID
+        self.responseHead = responseHead
+        self.logger = logger
+        self.stateMachine = SSEConnectionStateMachine(queueLimit: max(1, slowConsumerBytes / 2))
+    }
+
+    /// The response head, built once per stream because CORS headers depend on the request.
+    static func responseHead(extraHeaders: [(String, String)]) -> ByteBuffer {
+        var head = ByteBuffer(
+            string:
+                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-cache, no-transform\r\nX-Accel-Buffering: no\r\nTransfer-Encoding: chunked\r\n"
+        )
+        for (name, value) in extraHeaders {
+            head.writeString(name)
+            head.writeStaticString(": ")
+            head.writeString(value)
+            head.writeStaticString("\r\n")
+        }
+        head.writeStaticString("\r\n")
+        return head
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        guard context.channel.isActive else { return }
+        let start: SubscriptionStart
+        do {
+            start = try self.broker.subscribe0(
+                self, selectors: self.selectors, lastEventID: self.lastEventID, transport: .sse, on: context.eventLoop)
+        } catch {
+            // Shutting down: a retryable refusal, so the browser reconnects (elsewhere or later).
+            _ = self.stateMachine.shouldQuiesce()
+            self.writeRetryHintAndClose(context: context)
+            return
+        }
+        self.isSubscribed = true
+        context.write(Self.wrapOutboundOut(self.responseHead), promise: nil)
+        var connected = JSONObjectWriter()
+        connected.string("clientId", self.clientID.rawValue)
+        connected.strings("topics", self.selectors.map(\.value))
+        context.write(
+            Self.wrapOutboundOut(
+                SSEFrame.control(
+                    event: "connected", data: connected.result, retry: self.broker.configuration.retryMilliseconds,
+                    allocator: context.channel.allocator)), promise: nil)
+        if let gap = start.gap {
+            var data = JSONObjectWriter()
+            data.string("lastEventId", gap.lastEventID)
+            data.string("oldestAvailable", gap.oldestAvailable?.description)
+            context.write(
+                Self.wrapOutboundOut(
+                    SSEFrame.control(event: "gap", data: data.result, allocator: context.channel.allocator)),
+                promise: nil)
+        }
+        for event in start.replay { self.queue.append((event, false)) }
+        self.lastDeliveredID = start.handoffID
+        self.stateMachine.started(isWritable: context.channel.isWritable, queuedReplay: self.queue.count)
+        self.drainQueue(context: context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.unsubscribe(context: context)
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // The request has ended; a client has nothing more to say on an event stream.
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.stateMachine.channelClosed()
+        self.unsubscribe(context: context)
+        context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        switch self.stateMachine.writabilityChanged(isWritable: context.channel.isWritable) {
+        case .drainQueue: self.drainQueue(context: context)
+        case .none: break
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            switch self.stateMachine.shouldQuiesce() {
+            case .writeRetryHintAndClose: self.writeRetryHintAndClose(context: context)
+            case .none: break
+            }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.logger.debug("SSE stream failed", metadata: ["client.id": "\(self.clientID)", "error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    /// Hot path. `event.sseChunk` is shared by every subscriber on this loop: never mutate it.
+    func deliver(_ event: BrokerEvent) {
+        guard let context = self.context, event.id > self.lastDeliveredID else { return }
+        self.lastDeliveredID = event.id
+        switch self.stateMachine.eventPublished(bytes: event.sseChunk.readableBytes) {
+        case .write:
+            context.writeAndFlush(Self.wrapOutboundOut(event.sseChunk), promise: nil)
+        case .enqueue:
+            self.queue.append((event, true))
+        case .closeSlowConsumer:
+            self.logger.info(
+                "Closing slow consumer",
+                metadata: ["client.id": "\(self.clientID)", "queued.events": "\(self.queue.count)"])
+            self.queue.removeAll()
+            context.close(promise: nil)
+        case .none:
+            break
+        }
+    }
+
+    func heartbeat() {
+        guard let context = self.context else { return }
+        switch self.stateMachine.heartbeatDue() {
+        case .write: context.writeAndFlush(Self.wrapOutboundOut(SSEFrame.heartbeat), promise: nil)
+        case .none: break
+        }
+    }
+
+    private func drainQueue(context: ChannelHandlerContext) {
+        var events = 0
+        var liveBytes = 0
+        while context.channel.isWritable, let next = self.queue.popFirst() {
+            context.write(Self.wrapOutboundOut(next.event.sseChunk), promise: nil)
+            events += 1
+            if next.isLive { liveBytes += next.event.sseChunk.readableBytes }
+        }
+        context.flush()
+        self.stateMachine.drained(events: events, liveBytes: liveBytes, isWritable: context.channel.isWritable)
+    }
+
+    private func writeRetryHintAndClose(context: ChannelHandlerContext) {
+        if !self.isSubscribed {
+            context.write(Self.wrapOutboundOut(self.responseHead), promise: nil)
+        }
+        self.queue.removeAll()
+        context.write(
+            Self.wrapOutboundOut(SSEFrame.retryHint(milliseconds: 1000, allocator: context.channel.allocator)),
+            promise: nil)
+        let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(Self.wrapOutboundOut(SSEFrame.lastChunk)).whenComplete { _ in
+            boundContext.value.close(promise: nil)
+        }
+        self.unsubscribe(context: context)
+    }
+
+    private func unsubscribe(context: ChannelHandlerContext) {
+        guard self.isSubscribed else { return }
+        self.isSubscribed = false
+        self.broker.unsubscribe0(self, selectors: self.selectors, on: context.eventLoop)
+    }
+}
+
+@available(*, unavailable)
+extension SSEHandler: Sendable {}

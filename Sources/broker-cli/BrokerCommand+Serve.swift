@@ -1,0 +1,39 @@
+import ArgumentParser
+import EventBroker
+import HTTPServer
+import Logging
+import NIOPosix
+import ServiceLifecycle
+
+/// `broker-cli serve`: runs the broker until SIGTERM or SIGINT, then shuts down gracefully.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the broker (in-memory history; every flag has a BROKER_* environment variable)."
+    )
+
+    @OptionGroup var options: ServerOptions
+
+    func run() async throws {
+        let configuration = try self.options.configuration()
+        let level = try self.options.logLevelValue()
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "EventBroker")
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
+        let broker = Broker(group: group, configuration: configuration.bus, logger: logger)
+        let server = BrokerServer(configuration: configuration, broker: broker, group: group, logger: logger)
+        let services = ServiceGroup(
+            services: [broker, server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        do {
+            try await services.run()
+        } catch {
+            logger.critical("EventBroker stopped", metadata: ["error": "\(error)"])
+            try? await group.shutdownGracefully()
+            throw ExitCode.failure
+        }
+        try? await group.shutdownGracefully()
+    }
+}

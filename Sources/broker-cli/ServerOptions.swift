@@ -1,0 +1,165 @@
+import ArgumentParser
+import EventBroker
+import HTTPServer
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The flags of `serve`. Each can also come from a `BROKER_*` environment variable; a flag wins over the variable.
+struct ServerOptions: ParsableArguments {
+    @Option(help: "Address to listen on. (env: BROKER_HOST, default: 127.0.0.1)")
+    var host: String?
+
+    @Option(help: "Port to listen on; 0 picks a free one. (env: BROKER_PORT, default: 8080)")
+    var port: Int?
+
+    @Option(help: "Event loop threads. (env: BROKER_THREADS, default: one per core)")
+    var threads: Int?
+
+    @Option(help: "Interval of the ': hb' heartbeat comment on streams, e.g. 15s. (env: BROKER_HEARTBEAT, default: 15s)")
+    var heartbeat: String?
+
+    @Option(help: "Events kept per topic for resuming clients. (env: BROKER_HISTORY_SIZE, default: 1000)")
+    var historySize: Int?
+
+    @Option(help: "Age after which events leave history, e.g. 1h; 0 keeps them. (env: BROKER_HISTORY_MAX_AGE, default: 1h)")
+    var historyMaxAge: String?
+
+    @Option(help: "Bytes of history kept over all topics, e.g. 64MiB. (env: BROKER_HISTORY_MAX_BYTES, default: 64MiB)")
+    var historyMaxBytes: String?
+
+    @Option(help: "Largest request body, e.g. 1MiB. (env: BROKER_MAX_BODY, default: 1MiB)")
+    var maxBody: String?
+
+    @Option(help: "Unflushed bytes after which a subscriber is cut as a slow consumer. (env: BROKER_SLOW_CONSUMER_CAP, default: 4MiB)")
+    var slowConsumerCap: String?
+
+    @Option(help: "Comma-separated origins allowed by CORS, or '*'. (env: BROKER_CORS_ORIGINS, default: *)")
+    var corsOrigins: String?
+
+    @Option(help: "Time a client has to send a whole request, e.g. 30s. (env: BROKER_REQUEST_TIMEOUT, default: 30s)")
+    var requestTimeout: String?
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical. (env: BROKER_LOG_LEVEL, default: info)")
+    var logLevel: String?
+
+    func value(_ flag: String?, _ variable: String) -> String? {
+        if let flag { return flag }
+        guard let raw = getenv(variable) else { return nil }
+        let text = String(cString: raw)
+        return text.isEmpty ? nil : text
+    }
+
+    func logLevelValue() throws -> Logger.Level {
+        let text = self.value(self.logLevel, "BROKER_LOG_LEVEL") ?? "info"
+        guard let level = Logger.Level(rawValue: text.lowercased()) else {
+            throw ValidationError("--log-level: '\(text)' is not one of trace, debug, info, notice, warning, error, critical.")
+        }
+        return level
+    }
+
+    func validate() throws {
+        _ = try self.configuration()
+        _ = try self.logLevelValue()
+    }
+
+    /// The configuration these flags and variables describe.
+    func configuration() throws -> BrokerConfiguration {
+        var configuration = BrokerConfiguration()
+        if let host = self.value(self.host, "BROKER_HOST") { configuration.host = host }
+        if let port = try self.int(self.port, "BROKER_PORT", "--port") {
+            guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535.") }
+            configuration.port = port
+        }
+        if let threads = try self.int(self.threads, "BROKER_THREADS", "--threads") {
+            guard threads >= 1 else { throw ValidationError("--threads must be at least 1.") }
+            configuration.eventLoopThreads = threads
+        }
+        if let text = self.value(self.heartbeat, "BROKER_HEARTBEAT") {
+            let interval = try Self.duration(text, "--heartbeat")
+            guard interval > .zero else { throw ValidationError("--heartbeat must be more than 0.") }
+            configuration.bus.heartbeatInterval = interval
+        }
+        if let size = try self.int(self.historySize, "BROKER_HISTORY_SIZE", "--history-size") {
+            guard size >= 0 else { throw ValidationError("--history-size must be 0 or more.") }
+            configuration.bus.history.eventsPerTopic = size
+        }
+        if let text = self.value(self.historyMaxAge, "BROKER_HISTORY_MAX_AGE") {
+            let age = try Self.duration(text, "--history-max-age")
+            configuration.bus.history.maxAge = age == .zero ? nil : age
+        }
+        if let text = self.value(self.historyMaxBytes, "BROKER_HISTORY_MAX_BYTES") {
+            configuration.bus.history.maxBytes = try Self.bytes(text, "--history-max-bytes")
+        }
+        if let text = self.value(self.maxBody, "BROKER_MAX_BODY") {
+            let bytes = try Self.bytes(text, "--max-body")
+            guard bytes >= 1 else { throw ValidationError("--max-body must be at least 1 byte.") }
+            configuration.maxBodyBytes = bytes
+        }
+        if let text = self.value(self.slowConsumerCap, "BROKER_SLOW_CONSUMER_CAP") {
+            let bytes = try Self.bytes(text, "--slow-consumer-cap")
+            guard bytes >= 1024 else { throw ValidationError("--slow-consumer-cap must be at least 1KiB.") }
+            configuration.slowConsumerBytes = bytes
+        }
+        if let text = self.value(self.corsOrigins, "BROKER_CORS_ORIGINS") {
+            configuration.corsAllowedOrigins = text.split(separator: ",").map {
+                String($0).trimmingCharacters(in: " ")
+            }.filter { !$0.isEmpty }
+        }
+        if let text = self.value(self.requestTimeout, "BROKER_REQUEST_TIMEOUT") {
+            let timeout = try Self.duration(text, "--request-timeout")
+            guard timeout > .zero else { throw ValidationError("--request-timeout must be more than 0.") }
+            configuration.requestTimeout = timeout
+        }
+        return configuration
+    }
+
+    private func int(_ flag: Int?, _ variable: String, _ name: String) throws -> Int? {
+        if let flag { return flag }
+        guard let text = self.value(nil, variable) else { return nil }
+        guard let value = Int(text) else { throw ValidationError("\(variable)='\(text)' is not a whole number (\(name)).") }
+        return value
+    }
+
+    /// `500ms`, `15s`, `10m`, `1h`, or a bare number of seconds.
+    static func duration(_ text: String, _ name: String) throws -> Duration {
+        let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
+        let trimmed = text.trimmingCharacters(in: " ").lowercased()
+        for (suffix, milliseconds) in units where trimmed.hasSuffix(suffix) {
+            let number = trimmed.dropLast(suffix.count)
+            if let value = Int64(number), value >= 0, !(suffix == "m" && number.hasSuffix("m")) {
+                return .milliseconds(value * milliseconds)
+            }
+        }
+        if let seconds = Int64(trimmed), seconds >= 0 { return .seconds(seconds) }
+        throw ValidationError("\(name): '\(text)' is not a duration; use e.g. 500ms, 15s, 10m, 1h.")
+    }
+
+    /// `512`, `64KiB`/`64k`, `4MiB`/`4m`, `1GiB`/`1g` (powers of 1024).
+    static func bytes(_ text: String, _ name: String) throws -> Int {
+        let units: [(String, Int)] = [
+            ("kib", 1024), ("mib", 1 << 20), ("gib", 1 << 30), ("kb", 1024), ("mb", 1 << 20), ("gb", 1 << 30),
+            ("k", 1024), ("m", 1 << 20), ("g", 1 << 30), ("b", 1),
+        ]
+        let trimmed = text.trimmingCharacters(in: " ").lowercased()
+        for (suffix, factor) in units where trimmed.hasSuffix(suffix) {
+            if let value = Int(trimmed.dropLast(suffix.count)), value >= 0 { return value * factor }
+            break
+        }
+        if let value = Int(trimmed), value >= 0 { return value }
+        throw ValidationError("\(name): '\(text)' is not a size; use e.g. 512, 64KiB, 4MiB.")
+    }
+}
+
+extension String {
+    func trimmingCharacters(in character: Character) -> String {
+        var view = Substring(self)
+        while view.first == character { view = view.dropFirst() }
+        while view.last == character { view = view.dropLast() }
+        return String(view)
+    }
+}
