@@ -1,0 +1,161 @@
+import ArgumentParser
+import BrokerClient
+import Foundation
+
+/// `broker-cli subscribe`: follows `GET /api/events` on a running broker and prints each event as it arrives,
+/// reconnecting after drops and resuming from the last id seen, so no event is lost.
+///
+/// ```
+/// [1763780248000001] order.created: {"id":42}                        (default)
+/// {"data":"{\"id\":42}","event":"order.created","id":"1763780248000001"}   (--json)
+/// ```
+/// The broker's `connected` frame is a status line on stderr (`connected as client …`), or a JSON line like the
+/// others with `--json`; other control frames (`gap`) are printed like events but not counted by `--max-events`.
+/// Reconnections are logged to stderr. Every line is written straight to the file descriptor, so pipes see each
+/// event at once.
+struct Subscribe: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print events from a running broker as they arrive.",
+        discussion: """
+            Connects to GET <url>/api/events?topic=… and prints one line per event. After a dropped connection it \
+            reconnects with backoff (the broker's retry: hint, doubling up to 30 s) and resumes after the last \
+            event id it saw. Stop it with Ctrl-C, or use --max-events.
+
+            Examples:
+              broker-cli subscribe --topic orders --topic 'audit/**'
+              broker-cli subscribe --topic orders --json --max-events 10 | jq .data
+            """
+    )
+
+    @Option(name: .customLong("topic"), help: "A topic or selector (orders/*, orders/**); repeat it for several.")
+    var topics: [String]
+
+    @Option(name: .customLong("last-event-id"), help: "Resume after this event id (sent as Last-Event-ID).")
+    var lastEventID: String?
+
+    @Option(help: "The broker's base URL (default: $BROKER_URL, else \(BrokerURL.defaultString)).")
+    var url: String?
+
+    @Flag(help: "Print one compact JSON object per line: {\"data\":…,\"event\":…,\"id\":…}.")
+    var json = false
+
+    @Option(help: "Exit after this many events (control frames such as 'connected' are not counted).")
+    var maxEvents: Int?
+
+    @Option(help: "Reconnect when nothing, not even a heartbeat, arrives for this many seconds; 0 never does.")
+    var idleTimeout: Int = 60
+
+    func validate() throws {
+        guard !self.topics.isEmpty else {
+            throw ValidationError("Give at least one --topic.")
+        }
+        if let maxEvents = self.maxEvents, maxEvents < 1 {
+            throw ValidationError("--max-events must be at least 1.")
+        }
+        guard self.idleTimeout >= 0 else {
+            throw ValidationError("--idle-timeout must be 0 or a positive number of seconds.")
+        }
+        _ = try Publish.brokerURL(self.url)
+    }
+
+    func run() async throws {
+        let streamURL = try Publish.brokerURL(self.url)
+            .appendingPath("/api/events")
+            .appendingQueryItems(self.topics.map { (name: "topic", value: $0) })
+        let client = SSEClient(
+            url: streamURL,
+            idleTimeout: self.idleTimeout > 0 ? .seconds(self.idleTimeout) : nil
+        )
+        var counted = 0
+        var connections = 0
+        var resumeID = self.lastEventID ?? ""
+        do {
+            try await client.run(lastEventID: self.lastEventID) { event in
+                switch event {
+                case .connected:
+                    connections += 1
+                    if connections > 1 {
+                        Publish.printError(
+                            resumeID.isEmpty ? "reconnected" : "reconnected, resuming after id \(resumeID)"
+                        )
+                    }
+                case .message(let message):
+                    resumeID = message.lastEventID
+                    try self.show(message)
+                    if message.id != nil {
+                        counted += 1
+                        if let maxEvents = self.maxEvents, counted >= maxEvents {
+                            throw ExitCode.success
+                        }
+                    }
+                case .disconnected(let error, let delay):
+                    let reason = error.map { "\($0)" } ?? "the broker ended the stream"
+                    Publish.printError("\(reason); reconnecting in \(Self.format(delay))")
+                }
+            }
+        } catch let exitCode as ExitCode {
+            throw exitCode
+        } catch let error as BrokerClientError where error.code == .unexpectedResponse {
+            let status = error.status ?? 0
+            Publish.printError("error: " + Publish.describeErrorAnswer(status: status, body: error.body ?? ""))
+            throw ExitCode(1)
+        } catch {
+            Publish.printError("error: subscribing to \(streamURL) failed: \(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    /// Prints `message` in the chosen format.
+    /// - Throws: `ExitCode.success` when standard output is closed (as by `| head -n 3`).
+    private func show(_ message: SSEMessage) throws {
+        if self.json {
+            try Self.writeLine(Self.jsonLine(message))
+        } else if message.id == nil, message.event == "connected" {
+            Publish.printError(Self.connectedStatus(message.data))
+        } else {
+            try Self.writeLine("[\(message.id ?? "-")] \(message.event): \(message.data)")
+        }
+    }
+
+    /// `{"data":…,"event":…,"id":…}` with sorted keys; `id` is `null` for control frames.
+    private static func jsonLine(_ message: SSEMessage) -> String {
+        let object: [String: Any] = ["id": message.id ?? NSNull(), "event": message.event, "data": message.data]
+        guard
+            let data = try? JSONSerialization.data(
+                withJSONObject: object,
+                options: [.sortedKeys, .withoutEscapingSlashes]
+            )
+        else { return "{}" }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// `connected as client <id> (topics: a, b)` from the data `{"clientId":…,"topics":[…]}` of `connected`.
+    private static func connectedStatus(_ data: String) -> String {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any],
+            let clientID = object["clientId"] as? String
+        else { return "connected: \(data)" }
+        guard let topics = object["topics"] as? [String] else { return "connected as client \(clientID)" }
+        return "connected as client \(clientID) (topics: \(topics.joined(separator: ", ")))"
+    }
+
+    /// `3 s`, `1.5 s`, `250 ms`.
+    private static func format(_ duration: Duration) -> String {
+        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        if milliseconds < 1000 {
+            return "\(milliseconds) ms"
+        }
+        if milliseconds % 1000 == 0 {
+            return "\(milliseconds / 1000) s"
+        }
+        return "\(Double(milliseconds) / 1000) s"
+    }
+
+    /// Writes `line` to standard output at once, unbuffered, so a pipe sees every event as it arrives.
+    private static func writeLine(_ line: String) throws {
+        do {
+            try FileHandle.standardOutput.write(contentsOf: Data((line + "\n").utf8))
+        } catch {
+            throw ExitCode.success
+        }
+    }
+}
