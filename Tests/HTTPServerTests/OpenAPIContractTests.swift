@@ -46,6 +46,25 @@ import Testing
         #expect(routed == documented, "only routed: \(routed.subtracting(documented)); only documented: \(documented.subtracting(routed))")
     }
 
+    @Test func specificationIsValidOpenAPI31() throws {
+        var root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: root.appendingPathComponent("openapi.yaml").path) {
+            root = root.deletingLastPathComponent()
+        }
+        let validator = Process()
+        validator.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        validator.arguments = ["python3", root.appendingPathComponent("scripts/validate-openapi.py").path]
+        validator.currentDirectoryURL = root
+        let output = Pipe()
+        validator.standardOutput = output
+        validator.standardError = output
+        try validator.run()
+        validator.waitUntilExit()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(validator.terminationStatus == 0, "\(text)")
+        #expect(text.contains("valid OpenAPI 3.1"))
+    }
+
     @Test func everyErrorCodeTheServerUsesIsDocumented() throws {
         let yaml = try Self.specification()
         let codes = [

@@ -1,0 +1,117 @@
+import NIOCore
+import NIOHTTP1
+
+/// One keep-alive publishing connection: sends its share of the events one request at a time, paced to its share of
+/// the rate, and stamps each payload with its publisher index, per-topic sequence and send time.
+final class PublisherHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private let index: Int
+    private let configuration: BenchConfiguration
+    private let done: EventLoopPromise<Void>
+    private let counter: DeliveryCounter
+    private var context: ChannelHandlerContext?
+    /// The global event indexes this publisher sends: index, index + publishers, …
+    private var nextEvent: Int
+    private var sentCount = 0
+    private var sequenceByTopic: [Int]
+    private var startNanoseconds: UInt64 = 0
+    private var awaitingResponse = false
+    private var failures = 0
+    private let padding: [UInt8]
+    private let interval: UInt64
+
+    init(index: Int, configuration: BenchConfiguration, done: EventLoopPromise<Void>, counter: DeliveryCounter) {
+        self.index = index
+        self.configuration = configuration
+        self.done = done
+        self.counter = counter
+        self.nextEvent = index
+        self.sequenceByTopic = Array(repeating: 0, count: configuration.topics)
+        self.padding = Array(repeating: UInt8(ascii: "x"), count: max(0, configuration.payloadBytes))
+        // Each publisher sends rate / publishers events a second.
+        self.interval = configuration.rate > 0
+            ? UInt64(1_000_000_000.0 * Double(configuration.publishers) / Double(configuration.rate)) : 0
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func start() {
+        self.startNanoseconds = NIODeadline.now().uptimeNanoseconds
+        self.sendNext()
+    }
+
+    private func sendNext() {
+        guard let context = self.context else { return }
+        guard self.nextEvent < self.configuration.events else {
+            self.done.succeed()
+            return
+        }
+        if self.interval > 0 {
+            let due = self.startNanoseconds + UInt64(self.sentCount) * self.interval
+            let now = NIODeadline.now().uptimeNanoseconds
+            if due > now {
+                let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+                context.eventLoop.scheduleTask(in: .nanoseconds(Int64(due - now))) { bound.value.send() }
+                return
+            }
+        }
+        self.send()
+    }
+
+    private func send() {
+        guard let context = self.context else { return }
+        let event = self.nextEvent
+        let topicIndex = event % self.configuration.topics
+        let sequence = self.sequenceByTopic[topicIndex]
+        self.sequenceByTopic[topicIndex] += 1
+        self.nextEvent += self.configuration.publishers
+        self.sentCount += 1
+        let header = "\(self.index) \(sequence) \(NIODeadline.now().uptimeNanoseconds) "
+        var data = header
+        if self.padding.count > header.utf8.count {
+            data += String(decoding: self.padding[header.utf8.count...], as: UTF8.self)
+        }
+        let body = self.configuration.bodyTemplate.replacingOccurrences(of: "{data}", with: data)
+            .replacingOccurrences(of: "{topic}", with: self.configuration.topic(topicIndex))
+        var headers = HTTPHeaders()
+        headers.add(name: "Host", value: self.configuration.host)
+        headers.add(name: "Content-Type", value: self.configuration.contentType)
+        headers.add(name: "Content-Length", value: String(body.utf8.count))
+        let uri = self.configuration.path(self.configuration.publishPath, topic: self.configuration.topic(topicIndex))
+        self.awaitingResponse = true
+        context.write(Self.wrapOutboundOut(.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: uri, headers: headers))), promise: nil)
+        context.write(Self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
+        context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch Self.unwrapInboundIn(data) {
+        case .head(let head):
+            if head.status.code >= 300 { self.failures += 1 }
+        case .body:
+            break
+        case .end:
+            self.awaitingResponse = false
+            self.counter.addPublished(1, failed: self.failures)
+            self.failures = 0
+            self.sendNext()
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.done.fail(BenchError("publisher connection closed after \(self.sentCount) events"))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.done.fail(error)
+        context.close(promise: nil)
+    }
+}
+
+@available(*, unavailable)
+extension PublisherHandler: Sendable {}
