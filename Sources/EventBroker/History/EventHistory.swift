@@ -11,8 +11,9 @@ import NIOCore
 struct EventHistory {
     private struct TopicRing {
         var events = CircularBuffer<BrokerEvent>(initialCapacity: 8)
-        /// Newest id dropped from this ring by the per-topic count bound.
-        var countEvictedThrough = EventID.zero
+        /// Newest id dropped from this topic (by any bound). A ring created anew starts at the global timeline
+        /// horizon, since an earlier ring of the same topic may have been dropped whole.
+        var evictedThrough: EventID
         var lastEventID = EventID.zero
     }
 
@@ -26,7 +27,8 @@ struct EventHistory {
     private var timeline = CircularBuffer<TimelineEntry>(initialCapacity: 64)
     /// Entries of `timeline` whose event is still in its ring; the rest were count-evicted and are skipped.
     private(set) var liveEntries = 0
-    /// Newest id dropped in timeline order (bytes or age): every event at or below it is gone on every topic.
+    /// Newest id dropped in timeline order (bytes or age): every event at or below it is gone on every topic. It is
+    /// the horizon of topics that retain nothing (their ring, and what it knew, is gone).
     private(set) var timelineEvictedThrough = EventID.zero
     private(set) var totalBytes = 0
 
@@ -49,23 +51,23 @@ struct EventHistory {
 
     /// The newest id this history has dropped on `topic`.
     func horizon(of topic: TopicName) -> EventID {
-        max(self.timelineEvictedThrough, self.rings[topic]?.countEvictedThrough ?? .zero)
+        self.rings[topic]?.evictedThrough ?? self.timelineEvictedThrough
     }
 
     mutating func append(_ event: BrokerEvent, nowMilliseconds: UInt64) {
         guard self.limits.eventsPerTopic > 0, self.limits.maxBytes > 0 else { return }
         let cost = event.historyCost
         for topic in event.topics {
-            self.rings[topic, default: TopicRing()].events.append(event)
+            self.rings[topic, default: TopicRing(evictedThrough: self.timelineEvictedThrough)].events.append(event)
             self.rings[topic]!.lastEventID = event.id
             self.timeline.append(TimelineEntry(topic: topic, event: event))
             self.liveEntries += 1
             self.totalBytes += cost
             if self.rings[topic]!.events.count > self.limits.eventsPerTopic {
                 let dropped = self.rings[topic]!.events.removeFirst()
-                self.rings[topic]!.countEvictedThrough = dropped.id
+                self.rings[topic]!.evictedThrough = dropped.id
                 self.liveEntries -= 1
-                self.totalBytes -= cost
+                self.totalBytes -= dropped.historyCost
             }
         }
         while self.totalBytes > self.limits.maxBytes, self.evictOldest() {}
@@ -80,8 +82,19 @@ struct EventHistory {
             + UInt64(max(0, maxAge.components.attoseconds) / 1_000_000_000_000_000)
         guard nowMilliseconds > ageMilliseconds else { return }
         let cutoff = nowMilliseconds - ageMilliseconds
-        while let first = self.timeline.first, first.event.timeMilliseconds < cutoff, self.evictOldest() {}
+        while let first = self.firstLiveTimelineEntry(), first.event.timeMilliseconds < cutoff {
+            _ = self.evictOldest()
+        }
         self.compactTimelineIfNeeded()
+    }
+
+    /// Drops count-evicted entries from the head of the timeline and returns the oldest live one.
+    private mutating func firstLiveTimelineEntry() -> TimelineEntry? {
+        while let entry = self.timeline.first {
+            if let first = self.rings[entry.topic]?.events.first, first === entry.event { return entry }
+            self.timeline.removeFirst()
+        }
+        return nil
     }
 
     /// Removes the oldest live timeline entry. Returns false when the history is empty.
@@ -91,6 +104,7 @@ struct EventHistory {
                 continue  // already dropped by the per-topic count bound
             }
             self.rings[entry.topic]!.events.removeFirst()
+            self.rings[entry.topic]!.evictedThrough = entry.event.id
             if self.rings[entry.topic]!.events.isEmpty {
                 self.rings[entry.topic] = nil
             }
@@ -142,12 +156,23 @@ struct EventHistory {
     }
 
     /// The newest dropped id and the oldest retained id over the selected topics.
+    ///
+    /// A topic that retains events knows its own horizon. Selected topics that retain nothing (an exact topic
+    /// without a ring, or whatever a wildcard may have matched before) fall back to the global timeline horizon,
+    /// which may report a gap that was not one but never hides one.
     func horizon(selectors: [TopicSelector], includeBroadcast: Bool) -> (dropped: EventID, oldest: EventID?) {
-        var dropped = self.timelineEvictedThrough
+        var dropped = EventID.zero
         var oldest: EventID?
         self.forEachSelectedRing(selectors: selectors, includeBroadcast: includeBroadcast) { _, ring in
-            dropped = max(dropped, ring.countEvictedThrough)
+            dropped = max(dropped, ring.evictedThrough)
             if let first = ring.events.first?.id { oldest = min(oldest ?? first, first) }
+        }
+        for selector in selectors {
+            if let topic = selector.exactTopic, self.rings[topic] != nil { continue }
+            dropped = max(dropped, self.timelineEvictedThrough)
+        }
+        if includeBroadcast, self.rings[.broadcast] == nil {
+            dropped = max(dropped, self.timelineEvictedThrough)
         }
         return (dropped, oldest)
     }

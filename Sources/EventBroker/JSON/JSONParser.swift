@@ -38,11 +38,12 @@ public struct JSONParser {
     }
 
     private mutating func parseValue(depth: Int) throws(Error) -> JSONValue {
-        guard depth < Self.maxDepth else { throw self.error("nesting deeper than \(Self.maxDepth) levels") }
         guard self.index < self.bytes.count else { throw self.error("unexpected end of input") }
         switch self.bytes[self.index] {
-        case UInt8(ascii: "{"): return try self.parseObject(depth: depth)
-        case UInt8(ascii: "["): return try self.parseArray(depth: depth)
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            guard depth < Self.maxDepth else { throw self.error("nesting deeper than \(Self.maxDepth) levels") }
+            return self.bytes[self.index] == UInt8(ascii: "{")
+                ? try self.parseObject(depth: depth) : try self.parseArray(depth: depth)
         case UInt8(ascii: "\""): return .string(try self.parseString())
         case UInt8(ascii: "t"): try self.expectLiteral("true"); return .bool(true)
         case UInt8(ascii: "f"): try self.expectLiteral("false"); return .bool(false)
