@@ -113,6 +113,10 @@ public final class Broker: Sendable {
     ///
     /// - Throws: `BrokerError` for reserved topics, too many topics, an invalid event type or empty data.
     public func publish(_ request: PublishRequest) throws(BrokerError) -> PublishResult {
+        var request = request
+        var topics: [TopicName] = []
+        for topic in request.topics where !topics.contains(topic) { topics.append(topic) }
+        request.topics = topics
         try self.validate(request)
         for topic in request.topics where topic.isReserved {
             throw BrokerError(.reservedTopic, "Topic '\(topic)' is reserved for the broker: topics beginning with '$' cannot be published to.")
@@ -172,9 +176,7 @@ public final class Broker: Sendable {
         -> PublishResult
     {
         let now = self.clock.nowMilliseconds
-        // Deduplicate topics but keep their order.
-        var topics: [TopicName] = []
-        for topic in request.topics where !topics.contains(topic) { topics.append(topic) }
+        let topics = request.topics
         let result = self.state.withLockedValue { state -> Result<PublishResult, BrokerError> in
             if state.isShuttingDown {
                 return .failure(BrokerError(.shuttingDown, "The broker is shutting down; publish to another node or retry shortly."))
@@ -372,6 +374,7 @@ public final class Broker: Sendable {
         self.state.withLockedValue { state in
             var names = Set(state.history.retainedTopics)
             names.formUnion(state.registry.exactlySubscribedTopics)
+            names.formUnion(state.registry.multiSelectorExactTopics())
             return BrokerStats(
                 connections: state.registry.countsByTransport, topics: names.count,
                 historyEvents: state.history.liveEntries, historyBytes: state.history.totalBytes,
