@@ -67,10 +67,7 @@ import Testing
     @Test func streamLeavesNoHTTPHandlerInThePipeline() throws {
         let fixture = try self.makeStream()
         let pipeline = fixture.channel.pipeline.syncOperations
-        #expect(throws: (any Error).self) { try pipeline.handler(type: HTTPResponseEncoder.self) }
         #expect(throws: (any Error).self) { try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) }
-        #expect(throws: (any Error).self) { try pipeline.handler(type: HTTPServerPipelineHandler.self) }
-        #expect(throws: (any Error).self) { try pipeline.handler(type: HTTPErrorResponder.self) }
         #expect(throws: (any Error).self) { try pipeline.handler(type: RequestTimeoutHandler.self) }
         #expect(throws: (any Error).self) { try pipeline.handler(type: HTTPRequestHandler.self) }
         _ = try pipeline.handler(type: SSEHandler.self)

@@ -80,6 +80,13 @@ extension JSONValue {
 
     /// Writes `text` as a JSON string literal, escaping only what JSON requires.
     public static func writeString(_ text: String, to output: inout String) {
+        // Fast path: most strings (ids, topics, codes) need no escaping at all.
+        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") && $0 < 0x80 }) {
+            output += "\""
+            output += text
+            output += "\""
+            return
+        }
         output += "\""
         var plainStart = text.unicodeScalars.startIndex
         var index = plainStart

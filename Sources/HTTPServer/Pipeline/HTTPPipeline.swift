@@ -6,22 +6,18 @@ import NIOHTTP1
 /// stream.
 ///
 /// ```
-/// head ─ RequestTimeoutHandler ─ HTTPResponseEncoder ─ HTTPRequestDecoder ─ HTTPServerPipelineHandler
-///      ─ HTTPErrorResponder ─ HTTPRequestHandler ─ tail
+/// head ─ RequestTimeoutHandler ─ HTTPRequestDecoder ─ HTTPRequestHandler ─ tail
 /// ```
+/// Responses are written as raw bytes by `HTTPRequestHandler` (see `HTTPResponseWriter`): every answer is complete
+/// and small, so no response encoder sits in the pipeline.
 /// Every handler added here is listed in `Handlers.all`, so `remove` leaves nothing of HTTP behind: a stream then
 /// costs only its `SSEHandler`. A new setup handler must be added to `all` too (a test checks the pipeline).
 enum HTTPPipeline {
     struct Handlers {
         let timeout: RequestTimeoutHandler
-        let encoder: HTTPResponseEncoder
         let decoder: ByteToMessageHandler<HTTPRequestDecoder>
-        let pipelining: HTTPServerPipelineHandler
-        let errorResponder: HTTPErrorResponder
 
-        var all: [any RemovableChannelHandler] {
-            [self.timeout, self.encoder, self.decoder, self.pipelining, self.errorResponder]
-        }
+        var all: [any RemovableChannelHandler] { [self.timeout, self.decoder] }
     }
 
     static func configure(
@@ -31,20 +27,24 @@ enum HTTPPipeline {
             timeout: RequestTimeoutHandler(
                 requestTimeout: configuration.requestTimeout.timeAmount,
                 idleTimeout: configuration.idleTimeout.timeAmount),
-            encoder: HTTPResponseEncoder(),
-            decoder: ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
-            pipelining: HTTPServerPipelineHandler(),
-            errorResponder: HTTPErrorResponder()
+            decoder: ByteToMessageHandler(
+                HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: Self.limits(configuration)))
         )
         let requestHandler = HTTPRequestHandler(
             api: api, configuration: configuration, pipelineHandlers: handlers, logger: logger)
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(handlers.timeout)
-        try sync.addHandler(handlers.encoder)
         try sync.addHandler(handlers.decoder)
-        try sync.addHandler(handlers.pipelining)
-        try sync.addHandler(handlers.errorResponder)
         try sync.addHandler(requestHandler)
+    }
+
+    /// The parser refuses heads over `maxHeaderBytes` (answered `431` by `HTTPRequestHandler`).
+    static func limits(_ configuration: BrokerConfiguration) -> NIOHTTPDecoderLimitConfiguration {
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderListSize = configuration.maxHeaderBytes
+        limits.maxHeaderFieldSize = configuration.maxHeaderBytes
+        limits.maxHeaderFieldCount = 256
+        return limits
     }
 
     /// Removes every HTTP handler, leaving whatever was added in front of them (the stream's own handler).

@@ -7,10 +7,18 @@ import NIOHTTP1
 /// to an `SSEHandler` and holds long polls open.
 ///
 /// Errors that leave the request body unread (`413`) close the connection after the answer; every other error is
-/// answered once the request has ended and the connection stays usable.
+/// answered once the request has ended and the connection stays usable. A request the parser cannot read gets a
+/// JSON `400` (`431` for an oversized head) and the connection is closed.
+///
+/// Answers are written whole, in request order: a request pipelined behind a long poll waits in `pipelined` until
+/// the poll is answered. On `ChannelShouldQuiesceEvent` an idle connection closes at once, a busy one after its
+/// answer, and a long poll answers immediately.
 final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundOut = ByteBuffer
+
+    /// Parts of requests pipelined behind a long poll, at most this many, or the connection is closed.
+    static let maxPipelinedParts = 64
 
     private struct Request {
         let head: HTTPRequestHead
@@ -45,6 +53,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var state = State.idle
     private var isQuiescing = false
     private var context: ChannelHandlerContext?
+    private var pipelined = CircularBuffer<HTTPServerRequestPart>()
 
     init(api: RESTAPI, configuration: BrokerConfiguration, pipelineHandlers: HTTPPipeline.Handlers, logger: Logger) {
         self.api = api
@@ -56,8 +65,6 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        self.pipelineHandlers.timeout.onQuiesce = { bound.value.quiesce() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -71,10 +78,69 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch Self.unwrapInboundIn(data) {
+        self.handle(Self.unwrapInboundIn(data), context: context)
+    }
+
+    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        if case .waiting = self.state {
+            guard self.pipelined.count < Self.maxPipelinedParts else {
+                context.close(promise: nil)
+                return
+            }
+            self.pipelined.append(part)
+            return
+        }
+        switch part {
         case .head(let head): self.received(head: head, context: context)
         case .body(var chunk): self.received(body: &chunk, context: context)
         case .end: self.receivedEnd(context: context)
+        }
+    }
+
+    /// Handles requests that arrived while a long poll was open, now that it has been answered.
+    private func drainPipelined(context: ChannelHandlerContext) {
+        while !self.isWaiting, self.context != nil, let part = self.pipelined.popFirst() {
+            self.handle(part, context: context)
+        }
+    }
+
+    private var isWaiting: Bool {
+        if case .waiting = self.state { return true }
+        return false
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            self.isQuiescing = true
+            switch self.state {
+            case .idle: context.close(promise: nil)
+            case .waiting: self.finishLongPoll()
+            case .collecting, .refused, .discarding, .handedOff: break
+            }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parserError = error as? HTTPParserError else {
+            self.logger.debug("Connection failed", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+            return
+        }
+        switch self.state {
+        case .idle, .collecting, .refused:
+            var apiError: APIError
+            if case .headerOverflow = parserError {
+                apiError = APIError(.requestHeaderFieldsTooLarge, "headers_too_large", "The request head is too large.")
+            } else {
+                apiError = APIError(.badRequest, "bad_request", "The request is not valid HTTP/1.1 (\(parserError)).")
+            }
+            apiError.closesConnection = true
+            self.state = .discarding
+            self.respond(.error(apiError), head: nil, context: context)
+        case .discarding, .waiting, .handedOff:
+            context.close(promise: nil)
         }
     }
 
@@ -83,12 +149,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func received(head: HTTPRequestHead, context: ChannelHandlerContext) {
         guard case .idle = self.state else { return }
         self.pipelineHandlers.timeout.requestStarted()
-        var headBytes = head.uri.utf8.count + 16
-        for header in head.headers { headBytes += header.name.utf8.count + header.value.utf8.count + 4 }
-        if headBytes > self.configuration.maxHeaderBytes {
+        // The parser bounds the headers; the request line is bounded here.
+        if head.uri.utf8.count > self.configuration.maxHeaderBytes {
             var error = APIError(
                 .requestHeaderFieldsTooLarge, "headers_too_large",
-                "The request head is \(headBytes) bytes; the limit is \(self.configuration.maxHeaderBytes).")
+                "The request target is \(head.uri.utf8.count) bytes; the limit is \(self.configuration.maxHeaderBytes).")
             error.closesConnection = true
             self.respondEarly(.error(error), head: head, context: context)
             return
@@ -148,7 +213,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         if request.head.method == .OPTIONS {
             let headers = self.cors.preflightHeaders(
                 origin: request.head.headers.first(name: "origin"), methods: request.match.route.allowedMethods)
-            self.respond(.empty(.noContent, headers: headers), head: request.head, context: context)
+            var response = HTTPResponse.empty(.noContent, headers: headers)
+            response.includesCORS = true
+            self.respond(response, head: request.head, context: context)
             return
         }
         do {
@@ -208,7 +275,6 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             responseHead: SSEHandler.responseHead(extraHeaders: self.cors.headers(origin: origin)),
             slowConsumerBytes: self.configuration.slowConsumerBytes, logger: self.logger)
         self.state = .handedOff
-        self.pipelineHandlers.timeout.onQuiesce = nil
         do {
             try context.pipeline.syncOperations.addHandler(sse, position: .first)
         } catch {
@@ -253,17 +319,13 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
         }
         self.respond(response, head: poll.request.head, context: context)
+        self.drainPipelined(context: context)
     }
 
     private func endLongPoll(context: ChannelHandlerContext) {
         guard case .waiting(let poll) = self.state else { return }
         poll.timer.cancel()
         self.api.broker.unsubscribe0(poll.waiter, selectors: poll.query.selectors, on: context.eventLoop)
-    }
-
-    private func quiesce() {
-        self.isQuiescing = true
-        if case .waiting = self.state { self.finishLongPoll() }
     }
 
     // MARK: Writing
@@ -273,26 +335,20 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.respond(response, head: head, context: context)
     }
 
-    private func respond(_ response: HTTPResponse, head: HTTPRequestHead, context: ChannelHandlerContext) {
-        var headers = HTTPHeaders(response.headers)
-        if !headers.contains(name: "access-control-allow-origin") && !headers.contains(name: "vary") {
-            headers.add(contentsOf: self.cors.headers(origin: head.headers.first(name: "origin")))
-        }
-        let body = response.body.map { ByteBuffer(string: $0) }
-        if response.status != .noContent { headers.add(name: "Content-Length", value: String(body?.readableBytes ?? 0)) }
-        let closes = !head.isKeepAlive || self.isQuiescing || headers.contains(name: "connection")
-        if closes && !headers.contains(name: "connection") { headers.add(name: "Connection", value: "close") }
-        var responseHead = HTTPResponseHead(version: head.version, status: response.status, headers: headers)
-        if head.version.major == 1 && head.version.minor == 0 && !closes {
-            responseHead.headers.add(name: "Connection", value: "keep-alive")
-        }
-        context.write(Self.wrapOutboundOut(.head(responseHead)), promise: nil)
-        if let body, head.method != .HEAD { context.write(Self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
-        let done = context.writeAndFlush(Self.wrapOutboundOut(.end(nil)))
+    /// Writes `response` whole. `head` is nil when the request could not be parsed.
+    private func respond(_ response: HTTPResponse, head: HTTPRequestHead?, context: ChannelHandlerContext) {
+        let cors = response.includesCORS ? [] : self.cors.headers(origin: head?.headers.first(name: "origin"))
+        let closes = response.closesConnection || head?.isKeepAlive != true || self.isQuiescing
+        let isHTTP10 = head.map { $0.version.major == 1 && $0.version.minor == 0 } ?? false
+        let bytes = HTTPResponseWriter.serialize(
+            response, extraHeaders: cors, closes: closes, keepAliveHeader: isHTTP10 && !closes,
+            omitBody: head?.method == .HEAD, allocator: context.channel.allocator)
         self.pipelineHandlers.timeout.responseCompleted()
         if closes {
             let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            done.whenComplete { _ in bound.value.close(promise: nil) }
+            context.writeAndFlush(Self.wrapOutboundOut(bytes)).whenComplete { _ in bound.value.close(promise: nil) }
+        } else {
+            context.writeAndFlush(Self.wrapOutboundOut(bytes), promise: nil)
         }
     }
 }

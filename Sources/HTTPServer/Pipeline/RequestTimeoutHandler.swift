@@ -6,9 +6,6 @@ import NIOCore
 /// request handler reports when the request has fully arrived and when its response is done. A request that is not
 /// complete by the deadline (a slowloris, a stalled upload) gets a `408` and the connection is closed; an idle
 /// keep-alive connection is simply closed. Both are timers on the loop: no thread is held.
-///
-/// It also relays `ChannelShouldQuiesceEvent` to `onQuiesce`, because the pipelining handler further down holds
-/// that event back while a response (a long poll) is pending.
 final class RequestTimeoutHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -31,9 +28,13 @@ final class RequestTimeoutHandler: ChannelInboundHandler, RemovableChannelHandle
     private let requestTimeout: TimeAmount
     private let idleTimeout: TimeAmount
     private var state = State.idle
+    /// When the current state's time runs out; nil while processing.
+    private var deadline: NIODeadline?
+    /// One timer at most, re-armed lazily: moving a deadline later (the common case, once per request) costs
+    /// nothing; the timer notices when it fires and sleeps again until the new deadline.
     private var timer: Scheduled<Void>?
+    private var timerDeadline: NIODeadline?
     private var context: ChannelHandlerContext?
-    var onQuiesce: (() -> Void)?
 
     init(requestTimeout: TimeAmount, idleTimeout: TimeAmount) {
         self.requestTimeout = requestTimeout
@@ -42,71 +43,79 @@ final class RequestTimeoutHandler: ChannelInboundHandler, RemovableChannelHandle
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if context.channel.isActive { self.arm(.idle) }
+        if context.channel.isActive { self.enter(.idle) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        self.timer?.cancel()
-        self.timer = nil
+        self.cancelTimer()
         self.context = nil
-        self.onQuiesce = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        self.arm(.idle)
+        self.enter(.idle)
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.timer?.cancel()
-        self.timer = nil
+        self.cancelTimer()
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .idle = self.state { self.arm(.reading) }
+        if case .idle = self.state { self.enter(.reading) }
         context.fireChannelRead(data)
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ChannelShouldQuiesceEvent { self.onQuiesce?() }
-        context.fireUserInboundEventTriggered(event)
     }
 
     /// A request head was decoded (possibly one that was buffered behind an earlier request).
     func requestStarted() {
         if case .reading = self.state { return }
-        self.arm(.reading)
+        self.enter(.reading)
     }
 
     /// The request has fully arrived: no deadline while the broker works on it.
     func requestCompleted() {
-        self.arm(.processing)
+        self.enter(.processing)
     }
 
     /// The response has been written: the connection is idle until the next request.
     func responseCompleted() {
-        if case .processing = self.state { self.arm(.idle) }
+        if case .processing = self.state { self.enter(.idle) }
     }
 
-    private func arm(_ state: State) {
+    private func enter(_ state: State) {
         self.state = state
+        switch state {
+        case .idle: self.deadline = .now() + self.idleTimeout
+        case .reading: self.deadline = .now() + self.requestTimeout
+        case .processing: self.deadline = nil
+        }
+        guard let deadline = self.deadline else { return }
+        if let scheduled = self.timerDeadline, scheduled <= deadline { return }
+        self.schedule(at: deadline)
+    }
+
+    private func schedule(at deadline: NIODeadline) {
+        guard let context = self.context else { return }
+        self.timer?.cancel()
+        self.timerDeadline = deadline
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        self.timer = context.eventLoop.scheduleTask(deadline: deadline) { bound.value.fire() }
+    }
+
+    private func cancelTimer() {
         self.timer?.cancel()
         self.timer = nil
-        guard let context = self.context else { return }
-        let delay: TimeAmount
-        switch state {
-        case .idle: delay = self.idleTimeout
-        case .reading: delay = self.requestTimeout
-        case .processing: return
-        }
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        self.timer = context.eventLoop.scheduleTask(in: delay) { bound.value.fire() }
+        self.timerDeadline = nil
     }
 
     private func fire() {
-        guard let context = self.context else { return }
         self.timer = nil
+        self.timerDeadline = nil
+        guard let context = self.context, let deadline = self.deadline else { return }
+        if deadline > .now() {
+            self.schedule(at: deadline)
+            return
+        }
         switch self.state {
         case .reading:
             context.writeAndFlush(Self.wrapOutboundOut(Self.timeoutResponse), promise: nil)

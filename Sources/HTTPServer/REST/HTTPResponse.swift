@@ -6,6 +6,10 @@ struct HTTPResponse: Sendable {
     var status: HTTPResponseStatus
     var headers: [(String, String)]
     var body: String?
+    /// The connection is closed after this answer.
+    var closesConnection = false
+    /// `headers` already hold the CORS headers (preflight answers).
+    var includesCORS = false
 
     static func json(_ body: String, status: HTTPResponseStatus = .ok, headers: [(String, String)] = []) -> HTTPResponse {
         HTTPResponse(status: status, headers: [("Content-Type", "application/json")] + headers, body: body)
@@ -13,7 +17,7 @@ struct HTTPResponse: Sendable {
 
     static func error(_ error: APIError) -> HTTPResponse {
         var response = HTTPResponse.json(error.jsonBody, status: error.status, headers: error.headers)
-        if error.closesConnection { response.headers.append(("Connection", "close")) }
+        response.closesConnection = error.closesConnection
         return response
     }
 

@@ -58,6 +58,10 @@ struct PublishBody: Sendable {
     }
 
     static func mediaType(_ contentType: String) -> String {
+        // Common case first: already a bare, lowercase media type.
+        if !contentType.utf8.contains(where: { $0 == UInt8(ascii: ";") || $0 == UInt8(ascii: " ") || ($0 >= 65 && $0 <= 90) }) {
+            return contentType
+        }
         let base = contentType.split(separator: ";", maxSplits: 1).first.map(String.init) ?? contentType
         return base.trimmingASCIIWhitespace().lowercased()
     }
@@ -177,7 +181,8 @@ struct PublishBody: Sendable {
 
     /// Accepts `a,b` as well as repeated names.
     private static func splitLists(_ values: [String]) -> [String] {
-        values.flatMap { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        if values.count == 1, !values[0].utf8.contains(UInt8(ascii: ",")) { return values }
+        return values.flatMap { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
     }
 
     private static func parseRetry(_ text: String) throws(APIError) -> Int {

@@ -6,11 +6,14 @@ struct RequestTarget: Sendable {
     let query: [(name: String, value: String)]
 
     init(uri: String) {
-        let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        var path = parts.first.map(String.init) ?? "/"
-        if let fragment = path.firstIndex(of: "#") { path = String(path[..<fragment]) }
-        self.path = Self.percentDecode(path, plusIsSpace: false)
-        self.query = parts.count > 1 ? Self.parseForm(Substring(parts[1])) : []
+        let utf8 = uri.utf8
+        let pathEnd = utf8.firstIndex(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) ?? utf8.endIndex
+        self.path = Self.percentDecode(String(uri[..<pathEnd]), plusIsSpace: false)
+        if pathEnd != utf8.endIndex, utf8[pathEnd] == UInt8(ascii: "?") {
+            self.query = Self.parseForm(uri[uri.index(after: pathEnd)...])
+        } else {
+            self.query = []
+        }
     }
 
     /// Every value of `name`, in order.

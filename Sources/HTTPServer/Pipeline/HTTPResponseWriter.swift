@@ -1,0 +1,43 @@
+import NIOCore
+import NIOHTTP1
+
+/// Serializes a complete response (status line, headers, body) into one buffer: one write, one syscall.
+///
+/// The broker's answers are always small and complete, so it needs no streaming encoder; event streams write their
+/// own raw bytes.
+enum HTTPResponseWriter {
+    static func serialize(
+        _ response: HTTPResponse, extraHeaders: [(String, String)], closes: Bool, keepAliveHeader: Bool,
+        omitBody: Bool, allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
+        let bodyBytes = response.body?.utf8.count ?? 0
+        var buffer = allocator.buffer(capacity: 160 + bodyBytes + response.headers.count * 40)
+        buffer.writeStaticString("HTTP/1.1 ")
+        buffer.writeString(String(response.status.code))
+        buffer.writeStaticString(" ")
+        buffer.writeString(response.status.reasonPhrase)
+        buffer.writeStaticString("\r\n")
+        for (name, value) in response.headers { Self.write(name, value, into: &buffer) }
+        for (name, value) in extraHeaders { Self.write(name, value, into: &buffer) }
+        if response.status != .noContent {
+            buffer.writeStaticString("Content-Length: ")
+            buffer.writeString(String(bodyBytes))
+            buffer.writeStaticString("\r\n")
+        }
+        if closes {
+            buffer.writeStaticString("Connection: close\r\n")
+        } else if keepAliveHeader {
+            buffer.writeStaticString("Connection: keep-alive\r\n")
+        }
+        buffer.writeStaticString("\r\n")
+        if let body = response.body, !omitBody { buffer.writeString(body) }
+        return buffer
+    }
+
+    private static func write(_ name: String, _ value: String, into buffer: inout ByteBuffer) {
+        buffer.writeString(name)
+        buffer.writeStaticString(": ")
+        buffer.writeString(value)
+        buffer.writeStaticString("\r\n")
+    }
+}
