@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Medians of bench-compare.sh's results per broker and scenario, with EventBroker/nchan ratios (markdown)."""
+import json
+import statistics
+import sys
+
+# scenario -> [(label, extractor, better)]
+METRICS = {
+    "latency": [
+        ("p50 latency (ms)", lambda r: r["latencyMs"]["p50"], "lower"),
+        ("p99 latency (ms)", lambda r: r["latencyMs"]["p99"], "lower"),
+        ("p99.9 latency (ms)", lambda r: r["latencyMs"]["p999"], "lower"),
+        ("deliveries/s", lambda r: r["deliveriesPerSecond"], "higher"),
+    ],
+    "throughput": [
+        ("deliveries/s", lambda r: r["deliveriesPerSecond"], "higher"),
+        ("p99 latency (ms)", lambda r: r["latencyMs"]["p99"], "lower"),
+        ("broker CPU %", lambda r: r["brokerCPUPercent"], "lower"),
+    ],
+    "idle": [
+        ("bytes per idle connection", lambda r: r["bytesPerSubscriber"], "lower"),
+        ("broker RSS (MiB)", lambda r: r["brokerRSSBytes"] / 1048576, "lower"),
+    ],
+    "publish": [
+        ("publishes/s", lambda r: r["publishesPerSecond"], "higher"),
+        ("broker CPU %", lambda r: r["brokerCPUPercent"], "lower"),
+    ],
+}
+
+
+def main(path):
+    runs = [json.loads(line) for line in open(path) if line.strip()]
+    values = {}
+    lost = {}
+    for run in runs:
+        result = run["result"]
+        if not result:
+            continue
+        key = (run["broker"], run["scenario"])
+        lost[key] = lost.get(key, 0) + result.get("lost", 0) + result.get("duplicates", 0) + \
+            max(0, result.get("subscribers", 0) - result.get("connected", 0))
+        for label, extract, _ in METRICS.get(run["scenario"], []):
+            try:
+                value = extract(result)
+            except (KeyError, TypeError):
+                continue
+            if value is not None:
+                values.setdefault(key + (label,), []).append(value)
+    rounds = max((run["round"] for run in runs), default=0)
+    print(f"Medians of {rounds} round(s). Ratio = EventBroker / nchan.\n")
+    print("| scenario | metric | EventBroker | nchan | ratio | better |")
+    print("| --- | --- | ---: | ---: | ---: | --- |")
+    for scenario, metrics in METRICS.items():
+        for label, _, better in metrics:
+            ours = values.get(("eventbroker", scenario, label))
+            theirs = values.get(("nchan", scenario, label))
+            if not ours and not theirs:
+                continue
+            a = statistics.median(ours) if ours else None
+            b = statistics.median(theirs) if theirs else None
+            ratio = f"{a / b:.2f}" if a is not None and b else "n/a"
+            fmt = lambda v: "n/a" if v is None else (f"{v:,.0f}" if v >= 100 else f"{v:.2f}")
+            print(f"| {scenario} | {label} | {fmt(a)} | {fmt(b)} | {ratio} | {better} |")
+    print("\nLost, duplicated or unconnected over all rounds:")
+    for (broker, scenario), count in sorted(lost.items()):
+        print(f"- {broker} {scenario}: {count}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "bench-results/latest.jsonl")
