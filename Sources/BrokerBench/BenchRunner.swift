@@ -161,7 +161,6 @@ public struct BenchRunner: Sendable {
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(
                         SubscriberHandler(
                             path: path, host: configuration.host, stats: stats[ObjectIdentifier(channel.eventLoop)]!,

@@ -108,7 +108,7 @@ import Testing
             onLoop2, selectors: [try TopicSelector("a")], lastEventID: nil, transport: .sse, on: loop2)
         before = (loop1.executeCount, loop2.executeCount)
         #expect(try broker.publish(request).subscribers == 4)
-        #expect(loop1.executeCount == before.0 + 1)
+        #expect(loop1.executeCount == before.0, "loop 1 has not run yet: the event joins its pending batch")
         #expect(loop2.executeCount == before.1 + 1)
 
         before = (loop1.executeCount, loop2.executeCount)
@@ -120,6 +120,37 @@ import Testing
         loop2.base.run()
         #expect(onLoop1.allSatisfy { $0.events.count == 2 && $0.deliveries == 2 })
         #expect(onLoop2.events.count == 1)
+    }
+
+    @Test func aBurstCostsOneExecutePerLoopAndOneFlushPerSubscriber() throws {
+        let loop = CountingEventLoop()
+        let broker = Broker(eventLoops: [loop], clock: ManualClock(microseconds: Self.boot).brokerClock)
+        defer {
+            broker.shutdown()
+            #expect(throws: Never.self) { try loop.base.syncShutdownGracefully() }
+        }
+        loop.base.run()
+        let subscribers = (0..<10).map { RecordingSubscriber("s\($0)") }
+        for subscriber in subscribers {
+            _ = try broker.subscribe0(
+                subscriber, selectors: [try TopicSelector("burst")], lastEventID: nil, transport: .sse, on: loop)
+        }
+        let before = loop.executeCount
+        var ids: [EventID] = []
+        for index in 0..<50 {
+            ids.append(try broker.publish(PublishRequest(topics: [try TopicName("burst")], data: "e\(index)")).id)
+        }
+        #expect(loop.executeCount == before + 1)
+        loop.base.run()
+        for subscriber in subscribers {
+            #expect(subscriber.ids == ids)
+            #expect(subscriber.flushes == 1)
+        }
+        // The next burst is a new task.
+        _ = try broker.publish(PublishRequest(topics: [try TopicName("burst")], data: "later"))
+        #expect(loop.executeCount == before + 2)
+        loop.base.run()
+        #expect(subscribers.allSatisfy { $0.flushes == 2 && $0.events.count == 51 })
     }
 
     @Test func loopWithoutSubscribersIsNotHandedTheEvent() throws {

@@ -6,8 +6,8 @@ import ServiceLifecycle
 /// The topic bus: assigns ids, keeps history, and fans each event out to every event loop's shard.
 ///
 /// ```
-/// publish (any thread) ──lock── id, encode once, history, count ──► one execute per loop ──► SubscriberShard
-///                                                                                       └─► subscribers on that loop
+/// publish (any thread) ──lock── id, encode once, history, count ──► each loop's inbox ──► SubscriberShard
+///                                                   (one execute per loop per burst) └─► subscribers on that loop
 /// ```
 /// The lock covers id assignment and the hand-off to the loops, so every loop receives events in id order; it is
 /// never held while writing to a socket. Subscribing happens on the subscriber's own loop, under the same lock, so
@@ -214,17 +214,14 @@ public final class Broker: Sendable {
                 subscribers = state.registry.subscriberCount(for: topics)
                 if subscribers > 0 {
                     for shard in self.shards where state.registry.clientsPerShard[shard.index] > 0 {
-                        shard.eventLoop.execute { shard.deliver0(event) }
+                        shard.enqueue(.event(event))
                     }
                 }
             } else {
                 subscribers = targets.count
                 var byShard: [Int: [ClientID]] = [:]
                 for (id, client) in targets { byShard[client.shardIndex, default: []].append(id) }
-                for (index, ids) in byShard {
-                    let shard = self.shards[index]
-                    shard.eventLoop.execute { shard.deliverDirect0(event, to: ids) }
-                }
+                for (index, ids) in byShard { self.shards[index].enqueue(.direct(event, ids)) }
             }
             let result = PublishResult(id: event.id, topics: topics, subscribers: subscribers)
             if let key = request.idempotencyKey {

@@ -1,17 +1,35 @@
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// The subscribers connected on one event loop, grouped by what they select. Fan-out on a loop happens here.
 ///
-/// Confined to `eventLoop`: every method ending in `0` must run there, which is why the bus hands each shard one
-/// `execute` per event rather than touching it from the publishing thread, and why delivery takes no lock.
+/// Confined to `eventLoop`: every method ending in `0` must run there. The bus never touches the subscribers from
+/// the publishing thread: it appends to the shard's inbox (a short lock, in id order) and schedules one `execute`
+/// when the inbox was empty. That task delivers everything pending, then flushes each touched connection once, so
+/// a burst of events costs one task per loop and one syscall per connection.
 /// `@unchecked Sendable` only so the `Broker` can hold it and schedule work on its loop.
 public final class SubscriberShard: @unchecked Sendable {
+    enum Item {
+        case event(BrokerEvent)
+        case direct(BrokerEvent, [ClientID])
+    }
+
+    private struct Inbox {
+        var items: [Item] = []
+        var isScheduled = false
+    }
+
     public let eventLoop: any EventLoop
     let index: Int
+    private let inbox = NIOLockedValueBox(Inbox())
     private var exact: [TopicName: [ObjectIdentifier: any Subscriber]] = [:]
     private var wildcards: [TopicSelector: [ObjectIdentifier: any Subscriber]] = [:]
     private var all: [ClientID: any Subscriber] = [:]
     private var heartbeatTask: RepeatedTask?
+    /// The batch being delivered (swapped with the inbox's array, so neither reallocates in the steady state).
+    private var batch: [Item] = []
+    /// Subscribers with unflushed writes in this batch.
+    private var dirty: [any Subscriber] = []
 
     init(eventLoop: any EventLoop, index: Int) {
         self.eventLoop = eventLoop
@@ -70,27 +88,53 @@ public final class SubscriberShard: @unchecked Sendable {
         }
     }
 
-    /// Hot path: hands `event` to every subscriber on this loop that selects one of its topics.
-    func deliver0(_ event: BrokerEvent) {
+    /// Queues `item` for this loop. The bus calls it under its lock, so items queue in id order.
+    func enqueue(_ item: Item) {
+        let mustSchedule = self.inbox.withLockedValue { inbox -> Bool in
+            inbox.items.append(item)
+            defer { inbox.isScheduled = true }
+            return !inbox.isScheduled
+        }
+        if mustSchedule {
+            self.eventLoop.execute { self.deliverPending0() }
+        }
+    }
+
+    /// Hot path: delivers every queued item to the subscribers on this loop, then flushes each touched one once.
+    func deliverPending0() {
         self.eventLoop.assertInEventLoop()
+        self.inbox.withLockedValue { inbox in
+            swap(&inbox.items, &self.batch)
+            inbox.isScheduled = false
+        }
+        for item in self.batch {
+            switch item {
+            case .event(let event): self.deliver0(event)
+            case .direct(let event, let clientIDs):
+                for id in clientIDs {
+                    if let subscriber = self.all[id], subscriber.deliver(event) { self.dirty.append(subscriber) }
+                }
+            }
+        }
+        self.batch.removeAll(keepingCapacity: true)
+        for subscriber in self.dirty { subscriber.flush() }
+        self.dirty.removeAll(keepingCapacity: true)
+    }
+
+    private func deliver0(_ event: BrokerEvent) {
         if event.topics.count == 1, event.topics[0] == .broadcast {
-            for subscriber in self.all.values { subscriber.deliver(event) }
+            for subscriber in self.all.values where subscriber.deliver(event) { self.dirty.append(subscriber) }
             return
         }
         for topic in event.topics {
             if let subscribers = self.exact[topic] {
-                for subscriber in subscribers.values { subscriber.deliver(event) }
+                for subscriber in subscribers.values where subscriber.deliver(event) { self.dirty.append(subscriber) }
             }
         }
         for (selector, subscribers) in self.wildcards
         where event.topics.contains(where: { selector.matches($0) }) {
-            for subscriber in subscribers.values { subscriber.deliver(event) }
+            for subscriber in subscribers.values where subscriber.deliver(event) { self.dirty.append(subscriber) }
         }
-    }
-
-    func deliverDirect0(_ event: BrokerEvent, to clientIDs: [ClientID]) {
-        self.eventLoop.assertInEventLoop()
-        for id in clientIDs { self.all[id]?.deliver(event) }
     }
 
     private func heartbeat0() {

@@ -10,9 +10,12 @@ final class LongPollWaiter: Subscriber {
         self.onEvent = onEvent
     }
 
-    func deliver(_ event: BrokerEvent) {
+    func deliver(_ event: BrokerEvent) -> Bool {
         self.onEvent()
+        return false
     }
+
+    func flush() {}
 
     func heartbeat() {}
 }

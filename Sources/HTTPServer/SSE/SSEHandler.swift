@@ -31,6 +31,8 @@ final class SSEHandler: ChannelDuplexHandler, Subscriber {
     /// The newest id written (or skipped as already written); older or equal deliveries are duplicates.
     private var lastDeliveredID = EventID.zero
     private var queue = CircularBuffer<(event: BrokerEvent, isLive: Bool)>()
+    /// `deliver` wrote without flushing; the shard calls `flush` at the end of its batch.
+    private var hasUnflushedWrites = false
 
     init(
         broker: Broker, selectors: [TopicSelector], lastEventID: String?, responseHead: ByteBuffer,
@@ -138,12 +140,14 @@ final class SSEHandler: ChannelDuplexHandler, Subscriber {
     }
 
     /// Hot path. `event.sseChunk` is shared by every subscriber on this loop: never mutate it.
-    func deliver(_ event: BrokerEvent) {
-        guard let context = self.context, event.id > self.lastDeliveredID else { return }
+    func deliver(_ event: BrokerEvent) -> Bool {
+        guard let context = self.context, event.id > self.lastDeliveredID else { return false }
         self.lastDeliveredID = event.id
         switch self.stateMachine.eventPublished(bytes: event.sseChunk.readableBytes) {
         case .write:
-            context.writeAndFlush(Self.wrapOutboundOut(event.sseChunk), promise: nil)
+            context.write(Self.wrapOutboundOut(event.sseChunk), promise: nil)
+            defer { self.hasUnflushedWrites = true }
+            return !self.hasUnflushedWrites
         case .enqueue:
             self.queue.append((event, true))
         case .closeSlowConsumer:
@@ -155,6 +159,13 @@ final class SSEHandler: ChannelDuplexHandler, Subscriber {
         case .none:
             break
         }
+        return false
+    }
+
+    func flush() {
+        guard self.hasUnflushedWrites, let context = self.context else { return }
+        self.hasUnflushedWrites = false
+        context.flush()
     }
 
     func heartbeat() {

@@ -9,7 +9,10 @@ final class RecordingSubscriber: Subscriber {
     /// Every `deliver` call, duplicates included.
     private(set) var deliveries = 0
     private(set) var heartbeats = 0
+    /// `flush` calls; the shard flushes once per batch that wrote to this subscriber.
+    private(set) var flushes = 0
     private var lastID = EventID.zero
+    private var hasUnflushedWrites = false
 
     init(_ name: String) {
         self.clientID = ClientID(rawValue: name)
@@ -17,23 +20,32 @@ final class RecordingSubscriber: Subscriber {
 
     var ids: [EventID] { self.events.map(\.id) }
 
-    func deliver(_ event: BrokerEvent) {
+    func deliver(_ event: BrokerEvent) -> Bool {
         self.deliveries += 1
-        self.write(event)
+        guard self.write(event) else { return false }
+        defer { self.hasUnflushedWrites = true }
+        return !self.hasUnflushedWrites
+    }
+
+    func flush() {
+        self.flushes += 1
+        self.hasUnflushedWrites = false
     }
 
     /// Writes a subscription's replay first, as a handler does before returning to its loop.
     func replay(_ start: SubscriptionStart) {
-        for event in start.replay { self.write(event) }
+        for event in start.replay { _ = self.write(event) }
     }
 
     func heartbeat() {
         self.heartbeats += 1
     }
 
-    private func write(_ event: BrokerEvent) {
-        guard event.id > self.lastID else { return }
+    @discardableResult
+    private func write(_ event: BrokerEvent) -> Bool {
+        guard event.id > self.lastID else { return false }
         self.lastID = event.id
         self.events.append(event)
+        return true
     }
 }
