@@ -21,6 +21,16 @@ final class PublisherHandler: ChannelInboundHandler {
     private var failures = 0
     private let padding: [UInt8]
     private let interval: UInt64
+    /// The body template split at `{data}` and `{topic}` once, and each topic's request line prefix.
+    private let bodyParts: [BodyPart]
+    private let uris: [String]
+    private let headers: HTTPHeaders
+
+    enum BodyPart {
+        case text([UInt8])
+        case data
+        case topic
+    }
 
     init(index: Int, configuration: BenchConfiguration, done: EventLoopPromise<Void>, counter: DeliveryCounter) {
         self.index = index
@@ -33,6 +43,27 @@ final class PublisherHandler: ChannelInboundHandler {
         // Each publisher sends rate / publishers events a second.
         self.interval = configuration.rate > 0
             ? UInt64(1_000_000_000.0 * Double(configuration.publishers) / Double(configuration.rate)) : 0
+        self.bodyParts = Self.parse(configuration.bodyTemplate)
+        self.uris = (0..<configuration.topics).map { configuration.path(configuration.publishPath, topic: configuration.topic($0)) }
+        self.headers = HTTPHeaders([("Host", configuration.host), ("Content-Type", configuration.contentType)])
+    }
+
+    static func parse(_ template: String) -> [BodyPart] {
+        var parts: [BodyPart] = []
+        var rest = Substring(template)
+        while !rest.isEmpty {
+            let data = rest.range(of: "{data}")
+            let topic = rest.range(of: "{topic}")
+            let next = [data, topic].compactMap { $0 }.min { $0.lowerBound < $1.lowerBound }
+            guard let next else {
+                parts.append(.text(Array(rest.utf8)))
+                break
+            }
+            if next.lowerBound > rest.startIndex { parts.append(.text(Array(rest[..<next.lowerBound].utf8))) }
+            parts.append(next == data ? .data : .topic)
+            rest = rest[next.upperBound...]
+        }
+        return parts
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -70,21 +101,31 @@ final class PublisherHandler: ChannelInboundHandler {
         self.sequenceByTopic[topicIndex] += 1
         self.nextEvent += self.configuration.publishers
         self.sentCount += 1
-        let header = "\(self.index) \(sequence) \(NIODeadline.now().uptimeNanoseconds) "
-        var data = header
-        if self.padding.count > header.utf8.count {
-            data += String(decoding: self.padding[header.utf8.count...], as: UTF8.self)
+        // The payload: "<publisher> <sequence> <send time ns> " padded with 'x' to the configured size.
+        var payload = context.channel.allocator.buffer(capacity: self.padding.count + 48)
+        payload.writeString(String(self.index))
+        payload.writeInteger(UInt8(ascii: " "))
+        payload.writeString(String(sequence))
+        payload.writeInteger(UInt8(ascii: " "))
+        payload.writeString(String(NIODeadline.now().uptimeNanoseconds))
+        payload.writeInteger(UInt8(ascii: " "))
+        if self.padding.count > payload.readableBytes {
+            payload.writeBytes(self.padding[payload.readableBytes...])
         }
-        let body = self.configuration.bodyTemplate.replacingOccurrences(of: "{data}", with: data)
-            .replacingOccurrences(of: "{topic}", with: self.configuration.topic(topicIndex))
-        var headers = HTTPHeaders()
-        headers.add(name: "Host", value: self.configuration.host)
-        headers.add(name: "Content-Type", value: self.configuration.contentType)
-        headers.add(name: "Content-Length", value: String(body.utf8.count))
-        let uri = self.configuration.path(self.configuration.publishPath, topic: self.configuration.topic(topicIndex))
+        var body = context.channel.allocator.buffer(capacity: payload.readableBytes + 64)
+        for part in self.bodyParts {
+            switch part {
+            case .text(let bytes): body.writeBytes(bytes)
+            case .data: body.writeImmutableBuffer(payload)
+            case .topic: body.writeString(self.configuration.topic(topicIndex))
+            }
+        }
+        var headers = self.headers
+        headers.add(name: "Content-Length", value: String(body.readableBytes))
+        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: self.uris[topicIndex], headers: headers)
         self.awaitingResponse = true
-        context.write(Self.wrapOutboundOut(.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: uri, headers: headers))), promise: nil)
-        context.write(Self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
+        context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
+        context.write(Self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
     }
 

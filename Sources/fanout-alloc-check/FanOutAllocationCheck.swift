@@ -1,0 +1,151 @@
+import EventBroker
+import HTTPServer
+import Logging
+import MallocInterposerSwift
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Counts the allocations of delivering one event to N SSE subscribers on one event loop.
+///
+/// Run it with the interposer preloaded (the allocation test does):
+/// ```
+/// LD_PRELOAD=.build/debug/libMallocInterposerSwift.so .build/debug/fanout-alloc-check 1000
+/// ```
+/// A real server on 127.0.0.1 with one event loop; N raw-socket subscribers read by one plain thread into one
+/// preallocated buffer, so the client side allocates nothing. After a warm-up, counting brackets one publish until
+/// every subscriber has its bytes. Prints `{"subscribers":N,"mallocs":M,"mallocBytes":B}`.
+@main
+struct FanOutAllocationCheck {
+    static func main() async throws {
+        let subscribers = CommandLine.arguments.dropFirst().first.flatMap { Int($0) } ?? 1000
+        MallocInterposerSwift.initialize()
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        limit.rlim_cur = limit.rlim_max
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+
+        var logger = Logger(label: "alloc-check")
+        logger.logLevel = .critical
+        var configuration = BrokerConfiguration(host: "127.0.0.1", port: 0, eventLoopThreads: 1)
+        configuration.bus.heartbeatInterval = .seconds(3600)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let broker = Broker(group: group, configuration: configuration.bus, logger: logger)
+        let server = BrokerServer(configuration: configuration, broker: broker, group: group, logger: logger)
+        let port = try await server.start()
+
+        let sockets = try (0..<subscribers).map { _ in try Self.subscribe(port: port) }
+        let reader = SocketReader(sockets: sockets)
+        reader.start()
+        // Wait for every `connected` frame.
+        guard Self.wait(until: { broker.stats().connections[.sse] == subscribers }) else {
+            fatalError("only \(broker.stats().connections[.sse] ?? 0) of \(subscribers) subscribed")
+        }
+        let topic = try TopicName("alloc")
+        // Warm up: buffers, arrays and NIO's write queues reach their steady size.
+        for index in 0..<5 {
+            let before = reader.totalBytes
+            _ = try broker.publish(PublishRequest(topics: [topic], data: "warm-up \(index)"))
+            guard Self.wait(until: { reader.totalBytes > before && reader.isQuiet(for: 50) }) else { fatalError("warm-up stalled") }
+        }
+        // The measured event's id is the next one; its frame size tells how many bytes every subscriber gets.
+        let nextID = EventID(rawValue: (broker.stats().lastEventID?.rawValue ?? 0) + 1)
+        let frameBytes = SSEFrame.encode(id: nextID, event: nil, data: "measured", allocator: ByteBufferAllocator())
+            .readableBytes
+        let target = reader.totalBytes + subscribers * frameBytes
+        MallocInterposerSwift.reset()
+        MallocInterposerSwift.hook()
+        _ = try broker.publish(PublishRequest(topics: [topic], data: "measured"))
+        let delivered = Self.wait(until: { reader.totalBytes >= target })
+        MallocInterposerSwift.unhook()
+        let statistics = MallocInterposerSwift.getStatistics()
+        guard delivered else { fatalError("measured event did not reach every subscriber") }
+        print("{\"subscribers\":\(subscribers),\"mallocs\":\(statistics.mallocCount),\"mallocBytes\":\(statistics.mallocBytesCount)}")
+        reader.stop()
+        for socket in sockets { close(socket) }
+        await server.stop()
+        broker.shutdown()
+        try await group.shutdownGracefully()
+    }
+
+    /// Polls `condition` every millisecond for up to ten seconds, without allocating.
+    static func wait(until condition: () -> Bool) -> Bool {
+        for _ in 0..<10_000 {
+            if condition() { return true }
+            usleep(1000)
+        }
+        return condition()
+    }
+
+    static func subscribe(port: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        precondition(connected == 0, "connect failed: errno \(errno)")
+        let request = Array("GET /api/events?topic=alloc HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        return fd
+    }
+}
+
+/// Reads every socket on one plain thread into one preallocated buffer and counts bytes; allocates nothing after
+/// `start`.
+final class SocketReader: @unchecked Sendable {
+    private let sockets: [Int32]
+    private let counters = NIOLockedValueBox((total: 0, lastReadNanoseconds: UInt64(0), running: true))
+    private var thread = pthread_t()
+
+    init(sockets: [Int32]) {
+        self.sockets = sockets
+    }
+
+    var totalBytes: Int { self.counters.withLockedValue { $0.total } }
+
+    func isQuiet(for milliseconds: UInt64) -> Bool {
+        let last = self.counters.withLockedValue { $0.lastReadNanoseconds }
+        return NIODeadline.now().uptimeNanoseconds - last > milliseconds * 1_000_000
+    }
+
+    func start() {
+        let unmanaged = Unmanaged.passRetained(self)
+        pthread_create(&self.thread, nil, { argument in
+            let reader = Unmanaged<SocketReader>.fromOpaque(argument!).takeRetainedValue()
+            reader.run()
+            return nil
+        }, unmanaged.toOpaque())
+    }
+
+    func stop() {
+        self.counters.withLockedValue { $0.running = false }
+        pthread_join(self.thread, nil)
+    }
+
+    private func run() {
+        var descriptors = self.sockets.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
+        defer { buffer.deallocate() }
+        while self.counters.withLockedValue({ $0.running }) {
+            let ready = descriptors.withUnsafeMutableBufferPointer { poll($0.baseAddress, nfds_t($0.count), 10) }
+            guard ready > 0 else { continue }
+            var read = 0
+            for index in descriptors.indices where descriptors[index].revents & Int16(POLLIN) != 0 {
+                let count = recv(descriptors[index].fd, buffer.baseAddress, buffer.count, 0)
+                if count > 0 { read += count }
+            }
+            let now = NIODeadline.now().uptimeNanoseconds
+            self.counters.withLockedValue {
+                $0.total += read
+                $0.lastReadNanoseconds = now
+            }
+        }
+    }
+}
