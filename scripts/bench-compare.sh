@@ -106,7 +106,7 @@ stop_nchan() { kill "$NCHAN_PID" 2>/dev/null || true; wait "$NCHAN_PID" 2>/dev/n
 # name | bench arguments
 SCENARIOS=(
     "latency|--subscribers 500 --topics 1 --events 1000 --rate 100 --size 128"
-    "throughput|--subscribers 2000 --topics 20 --events 5000 --rate 0 --size 128"
+    "throughput|--subscribers 2000 --topics 20 --events 5000 --rate 0 --publishers 16 --size 128"
     "idle|--subscribers 5000 --topics 50 --events 0"
     "publish|--subscribers 0 --topics 100 --events 20000 --rate 0 --publishers 8 --size 128"
 )

@@ -296,6 +296,26 @@ struct LiveStreamTests {
     }
 }
 
+extension LiveStreamTests {
+    @Test func requestPipelinedBehindALongPollIsAnsweredAfterItInOrder() async throws {
+        let server = try await TestServer()
+        let last = try server.publish(#"{"topic":"pp","data":"old"}"#)
+        let client = try server.connect()
+        try client.send(
+            "GET /api/events/history?topic=pp&after=\(last)&wait=10 HTTP/1.1\r\nHost: x\r\n\r\n"
+                + "GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try server.waitUntil { server.broker.stats().connections[.longPoll] == 1 })
+        let id = try server.publish(#"{"topic":"pp","data":"new"}"#)
+        let poll = try client.readResponse()
+        #expect(poll.status == 200)
+        #expect(poll.text.contains(id))
+        let health = try client.readResponse()
+        #expect(health.status == 200)
+        #expect(try health.json()["status"] == .string("ok"))
+        try await server.stop()
+    }
+}
+
 /// Ids recorded by a publishing thread, read by the test.
 final class PublishedIDs: @unchecked Sendable {
     private let lock = NSLock()
