@@ -48,6 +48,11 @@ public final class BrokerServer: Service, Sendable {
                 }
             }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            // NIO keeps each channel's last receive buffer for reuse. A stream reads one small request and then
+            // nothing, so start small (the allocator grows for bodies that need it): an idle stream keeps 512 bytes,
+            // not 2 KiB.
+            .childChannelOption(
+                .recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536))
             .childChannelOption(.writeBufferWaterMark, value: .init(low: highWater / 2, high: highWater))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

@@ -38,12 +38,31 @@ struct FanOutAllocationCheck {
         let server = BrokerServer(configuration: configuration, broker: broker, group: group, logger: logger)
         let port = try await server.start()
 
+        // With `--connections`, report what the open streams keep on the heap instead.
+        let measureConnections = CommandLine.arguments.contains("--connections")
+        if measureConnections {
+            MallocInterposerSwift.reset()
+            MallocInterposerSwift.hook()
+        }
         let sockets = try (0..<subscribers).map { _ in try Self.subscribe(port: port) }
         let reader = SocketReader(sockets: sockets)
         reader.start()
         // Wait for every `connected` frame.
-        guard Self.wait(until: { broker.stats().connections[.sse] == subscribers }) else {
+        guard Self.wait(until: { broker.stats().connections[.sse] == subscribers && reader.isQuiet(for: 200) }) else {
             fatalError("only \(broker.stats().connections[.sse] ?? 0) of \(subscribers) subscribed")
+        }
+        if measureConnections {
+            MallocInterposerSwift.unhook()
+            let statistics = MallocInterposerSwift.getStatistics()
+            let live = statistics.mallocBytesCount - statistics.freeBytesCount
+            let blocks = statistics.mallocCount - statistics.freeCount
+            print("{\"subscribers\":\(subscribers),\"liveHeapBytesPerConnection\":\(live / subscribers),\"liveBlocksPerConnection\":\(Double(blocks) / Double(subscribers))}")
+            reader.stop()
+            for socket in sockets { close(socket) }
+            await server.stop()
+            broker.shutdown()
+            try await group.shutdownGracefully()
+            return
         }
         let topic = try TopicName("alloc")
         // Warm up: buffers, arrays and NIO's write queues reach their steady size.

@@ -54,8 +54,13 @@ import Testing
                 == "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-cache, no-transform\r\nX-Accel-Buffering: no\r\nTransfer-Encoding: chunked\r\n\r\n"
         )
         let connected = String(buffer: try #require(try fixture.channel.readOutbound(as: ByteBuffer.self)))
-        #expect(connected.hasPrefix("56\r\nretry: 3000\nevent: connected\ndata: {\"clientId\":\""))
-        #expect(connected.hasSuffix("\",\"topics\":[\"news\"]}\n\n\r\n"))
+        let bytes = Array(connected.utf8)
+        let sizeEnd = try #require(bytes.firstIndex(of: UInt8(ascii: "\r")))
+        let payload = String(decoding: bytes[(sizeEnd + 2)..<(bytes.count - 2)], as: UTF8.self)
+        #expect(Int(String(decoding: bytes[..<sizeEnd], as: UTF8.self), radix: 16) == payload.utf8.count)
+        #expect(payload.hasPrefix("retry: 3000\nevent: connected\ndata: {\"clientId\":\""))
+        #expect(payload.hasSuffix("\",\"topics\":[\"news\"]}\n\n"))
+        #expect(connected.hasSuffix("\r\n"))
         let result = try fixture.broker.publish(
             PublishRequest(topics: [try TopicName("news")], data: #"{"v":1}"#, eventType: "update"))
         fixture.loop.run()

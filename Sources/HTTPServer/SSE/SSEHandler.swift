@@ -22,15 +22,18 @@ final class SSEHandler: ChannelDuplexHandler, Subscriber {
     let clientID = ClientID.random()
     private let broker: Broker
     private let selectors: [TopicSelector]
-    private let lastEventID: String?
-    private let responseHead: ByteBuffer
+    /// Needed only until the stream starts; then released, to keep an idle stream small.
+    private var lastEventID: String?
+    private var responseHead: ByteBuffer
     private let logger: Logger
     private var stateMachine: SSEConnectionStateMachine
     private var context: ChannelHandlerContext?
     private var isSubscribed = false
     /// The newest id written (or skipped as already written); older or equal deliveries are duplicates.
     private var lastDeliveredID = EventID.zero
-    private var queue = CircularBuffer<(event: BrokerEvent, isLive: Bool)>()
+    /// Events waiting for the socket (the replay, or live events while it is unwritable). Created when first needed:
+    /// most streams never queue anything.
+    private var queue: CircularBuffer<(event: BrokerEvent, isLive: Bool)>?
     /// `deliver` wrote without flushing; the shard calls `flush` at the end of its batch.
     private var hasUnflushedWrites = false
 
@@ -76,7 +79,9 @@ final class SSEHandler: ChannelDuplexHandler, Subscriber {
             return
         }
         self.isSubscribed = true
+        self.lastEventID = nil
         context.write(Self.wrapOutboundOut(self.responseHead), promise: nil)
+        self.responseHead = ByteBuffer()
         var connected = JSONObjectWriter()
         connected.string("clientId", self.clientID.rawValue)
         connected.strings("topics", self.selectors.map(\.value))
@@ -94,9 +99,13 @@ final class SSEHandler: ChannelDuplexHandler, Subscriber {
                     SSEFrame.control(event: "gap", data: data.result, allocator: context.channel.allocator)),
                 promise: nil)
         }
-        for event in start.replay { self.queue.append((event, false)) }
+        if !start.replay.isEmpty {
+            var queue = CircularBuffer<(event: BrokerEvent, isLive: Bool)>(initialCapacity: start.replay.count)
+            for event in start.replay { queue.append((event, false)) }
+            self.queue = queue
+        }
         self.lastDeliveredID = start.handoffID
-        self.stateMachine.started(isWritable: context.channel.isWritable, queuedReplay: self.queue.count)
+        self.stateMachine.started(isWritable: context.channel.isWritable, queuedReplay: start.replay.count)
         self.drainQueue(context: context)
     }
 
@@ -149,12 +158,13 @@ final class SSEHandler: ChannelDuplexHandler, Subscriber {
             defer { self.hasUnflushedWrites = true }
             return !self.hasUnflushedWrites
         case .enqueue:
-            self.queue.append((event, true))
+            self.queue = self.queue ?? CircularBuffer(initialCapacity: 16)
+            self.queue!.append((event, true))
         case .closeSlowConsumer:
             self.logger.info(
                 "Closing slow consumer",
-                metadata: ["client.id": "\(self.clientID)", "queued.events": "\(self.queue.count)"])
-            self.queue.removeAll()
+                metadata: ["client.id": "\(self.clientID)", "queued.events": "\(self.queue?.count ?? 0)"])
+            self.queue = nil
             context.close(promise: nil)
         case .none:
             break
@@ -179,11 +189,13 @@ final class SSEHandler: ChannelDuplexHandler, Subscriber {
     private func drainQueue(context: ChannelHandlerContext) {
         var events = 0
         var liveBytes = 0
-        while context.channel.isWritable, let next = self.queue.popFirst() {
+        while context.channel.isWritable, let next = self.queue?.popFirst() {
             context.write(Self.wrapOutboundOut(next.event.sseChunk), promise: nil)
             events += 1
             if next.isLive { liveBytes += next.event.sseChunk.readableBytes }
         }
+        if self.queue?.isEmpty == true { self.queue = nil }
+        self.hasUnflushedWrites = false
         context.flush()
         self.stateMachine.drained(events: events, liveBytes: liveBytes, isWritable: context.channel.isWritable)
     }
@@ -192,7 +204,7 @@ final class SSEHandler: ChannelDuplexHandler, Subscriber {
         if !self.isSubscribed {
             context.write(Self.wrapOutboundOut(self.responseHead), promise: nil)
         }
-        self.queue.removeAll()
+        self.queue = nil
         context.write(
             Self.wrapOutboundOut(SSEFrame.retryHint(milliseconds: 1000, allocator: context.channel.allocator)),
             promise: nil)
