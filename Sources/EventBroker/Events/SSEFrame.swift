@@ -18,21 +18,29 @@ public enum SSEFrame {
     /// The heartbeat comment, as one chunk. Comments are ignored by clients but keep proxies from timing out.
     public static let heartbeat: ByteBuffer = chunk(": hb\n\n")
 
-    /// A published event's frame.
+    /// A published event's frame: one allocation, the chunk-size line written into room kept in front.
     public static func encode(
         id: EventID, event: String?, data: String, retry: Int? = nil, allocator: ByteBufferAllocator
     ) -> ByteBuffer {
-        var payload = allocator.buffer(capacity: data.utf8.count + 64)
+        let prefixRoom = 10  // up to 8 hex digits and CRLF
+        var frame = allocator.buffer(capacity: prefixRoom + data.utf8.count + (event?.utf8.count ?? 0) + 64)
+        frame.moveWriterIndex(forwardBy: prefixRoom)
         if let retry {
-            payload.writeStaticString("retry: ")
-            payload.writeString(String(retry))
-            payload.writeStaticString("\n")
+            frame.writeStaticString("retry: ")
+            frame.writeString(String(retry))
+            frame.writeStaticString("\n")
         }
-        payload.writeStaticString("id: ")
-        payload.writeString(id.description)
-        payload.writeStaticString("\n")
-        Self.writeBody(event: event, data: data, into: &payload)
-        return Self.chunk(payload, allocator: allocator)
+        frame.writeStaticString("id: ")
+        frame.writeString(id.description)
+        frame.writeStaticString("\n")
+        Self.writeBody(event: event, data: data, into: &frame)
+        let payloadBytes = frame.writerIndex - prefixRoom
+        frame.writeStaticString("\r\n")
+        let sizeLine = String(payloadBytes, radix: 16) + "\r\n"
+        let start = prefixRoom - sizeLine.utf8.count
+        frame.setString(sizeLine, at: start)
+        frame.moveReaderIndex(to: start)
+        return frame.slice()  // a view from the size line on, sharing storage: reader index 0, no copy
     }
 
     /// A control frame without an id (`connected`, `gap`), so it never moves the client's resume point.

@@ -27,17 +27,30 @@ struct RequestTarget: Sendable {
 
     func contains(_ name: String) -> Bool { self.query.contains { $0.name == name } }
 
-    /// Parses `application/x-www-form-urlencoded` text (also the query string's format).
+    /// Parses `application/x-www-form-urlencoded` text (also the query string's format). Splits on bytes, not
+    /// characters: `&` and `=` are ASCII, and byte splitting is what the format means.
     static func parseForm(_ text: Substring) -> [(name: String, value: String)] {
         var result: [(name: String, value: String)] = []
-        var query = text
-        if let fragment = query.firstIndex(of: "#") { query = query[..<fragment] }
-        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
-            let nameValue = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = Self.percentDecode(String(nameValue[0]), plusIsSpace: true)
-            let value = nameValue.count > 1 ? Self.percentDecode(String(nameValue[1]), plusIsSpace: true) : ""
-            result.append((name, value))
+        let utf8 = text.utf8
+        var end = utf8.firstIndex(of: UInt8(ascii: "#")) ?? utf8.endIndex
+        var start = utf8.startIndex
+        if start == end { return result }
+        while start < end {
+            let pairEnd = utf8[start..<end].firstIndex(of: UInt8(ascii: "&")) ?? end
+            if pairEnd > start {
+                let pair = utf8[start..<pairEnd]
+                if let equals = pair.firstIndex(of: UInt8(ascii: "=")) {
+                    let name = Substring(utf8[start..<equals])
+                    let value = Substring(utf8[utf8.index(after: equals)..<pairEnd])
+                    result.append(
+                        (Self.percentDecode(String(name), plusIsSpace: true), Self.percentDecode(String(value), plusIsSpace: true)))
+                } else {
+                    result.append((Self.percentDecode(String(Substring(pair)), plusIsSpace: true), ""))
+                }
+            }
+            start = pairEnd == end ? end : utf8.index(after: pairEnd)
         }
+        end = utf8.endIndex
         return result
     }
 
