@@ -19,7 +19,9 @@ public struct BenchReport: Sendable {
     public var brokerCPUPercent: Double?
 
     public var lost: Int { max(0, self.deliveriesExpected - (self.deliveriesReceived - self.outOfOrder)) }
-    public var duplicates: Int { max(0, self.deliveriesReceived - self.outOfOrder - self.deliveriesExpected) + self.outOfOrder }
+    public var duplicates: Int {
+        max(0, self.deliveriesReceived - self.outOfOrder - self.deliveriesExpected) + self.outOfOrder
+    }
     public var deliveriesPerSecond: Double {
         self.deliverySeconds > 0 ? Double(self.deliveriesReceived) / self.deliverySeconds : 0
     }
@@ -38,7 +40,9 @@ public struct BenchReport: Sendable {
 
     mutating func setLatency(_ histogram: Histogram<UInt64>) {
         guard histogram.totalCount > 0 else { return }
-        for (name, percentile) in Self.percentiles { self.latencyMicroseconds[name] = histogram.valueAtPercentile(percentile) }
+        for (name, percentile) in Self.percentiles {
+            self.latencyMicroseconds[name] = histogram.valueAtPercentile(percentile)
+        }
         self.latencyMicroseconds["max"] = histogram.max
     }
 
@@ -79,7 +83,9 @@ public struct BenchReport: Sendable {
             "deliveries per second  \(Self.fixed(self.deliveriesPerSecond))",
         ]
         if !self.latencyMicroseconds.isEmpty {
-            let parts = (Self.percentiles.map(\.0) + ["max"]).map { "\($0) \(Self.milliseconds(self.latencyMicroseconds[$0])) ms" }
+            let parts = (Self.percentiles.map(\.0) + ["max"]).map {
+                "\($0) \(Self.milliseconds(self.latencyMicroseconds[$0])) ms"
+            }
             lines.append("latency                \(parts.joined(separator: ", "))")
         }
         if let rss = self.brokerResidentBytesAfter {

@@ -4,7 +4,7 @@ import NIOHTTP1
 import NIOPosix
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Runs one benchmark: connects the subscribers, publishes, waits for every delivery (or the drain timeout), and
@@ -34,7 +34,9 @@ public struct BenchRunner: Sendable {
         let loops = Array(group.makeIterator())
         var statsByLoop: [ObjectIdentifier: NIOLoopBoundBox<LoopStats>] = [:]
         for loop in loops {
-            statsByLoop[ObjectIdentifier(loop)] = try await loop.submit { NIOLoopBoundBox(LoopStats(), eventLoop: loop) }.get()
+            statsByLoop[ObjectIdentifier(loop)] = try await loop.submit {
+                NIOLoopBoundBox(LoopStats(), eventLoop: loop)
+            }.get()
         }
         let stats = statsByLoop
         let counter = DeliveryCounter()
@@ -49,13 +51,15 @@ public struct BenchRunner: Sendable {
         var subscriberIndex = 0
         var failures: [String] = []
         while subscriberIndex < configuration.subscribers {
-            let batch = subscriberIndex..<min(configuration.subscribers, subscriberIndex + configuration.connectConcurrency)
+            let batch =
+                subscriberIndex..<min(configuration.subscribers, subscriberIndex + configuration.connectConcurrency)
             subscriberIndex = batch.upperBound
             try await withThrowingTaskGroup(of: (any Channel)?.self) { tasks in
                 for index in batch {
                     tasks.addTask {
                         do {
-                            return try await Self.connectSubscriber(index, configuration: configuration, group: group, stats: stats, counter: counter)
+                            return try await Self.connectSubscriber(
+                                index, configuration: configuration, group: group, stats: stats, counter: counter)
                         } catch {
                             return nil
                         }
@@ -75,7 +79,9 @@ public struct BenchRunner: Sendable {
         // Expected deliveries: each event reaches the connected subscribers of its topic.
         var subscribersPerTopic = Array(repeating: 0, count: configuration.topics)
         for index in 0..<configuration.subscribers { subscribersPerTopic[index % configuration.topics] += 1 }
-        for event in 0..<configuration.events { report.deliveriesExpected += subscribersPerTopic[event % configuration.topics] }
+        for event in 0..<configuration.events {
+            report.deliveriesExpected += subscribersPerTopic[event % configuration.topics]
+        }
         if report.connected < configuration.subscribers {
             report.deliveriesExpected = report.deliveriesExpected * report.connected / max(1, configuration.subscribers)
         }
@@ -90,7 +96,8 @@ public struct BenchRunner: Sendable {
                 let promise = group.next().makePromise(of: Void.self)
                 done.append(promise.futureResult)
                 publisherChannels.append(
-                    try await Self.connectPublisher(index, configuration: configuration, group: group, done: promise, counter: counter))
+                    try await Self.connectPublisher(
+                        index, configuration: configuration, group: group, done: promise, counter: counter))
             }
             for channel in publisherChannels {
                 try await channel.eventLoop.submit {
@@ -101,7 +108,9 @@ public struct BenchRunner: Sendable {
             let progressTask = Task {
                 while !Task.isCancelled {
                     try await Task.sleep(for: .seconds(1))
-                    self.progress("published \(counter.published)/\(configuration.events), delivered \(counter.received)/\(expected)")
+                    self.progress(
+                        "published \(counter.published)/\(configuration.events), delivered \(counter.received)/\(expected)"
+                    )
                 }
             }
             defer { progressTask.cancel() }
@@ -113,7 +122,8 @@ public struct BenchRunner: Sendable {
         report.publishFailures = counter.publishFailures
 
         // 3. The last deliveries.
-        let drainDeadline = NIODeadline.now() + .nanoseconds(Int64(configuration.drainTimeout.components.seconds) * 1_000_000_000)
+        let drainDeadline =
+            NIODeadline.now() + .nanoseconds(Int64(configuration.drainTimeout.components.seconds) * 1_000_000_000)
         while counter.received < report.deliveriesExpected && NIODeadline.now() < drainDeadline {
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -155,7 +165,8 @@ public struct BenchRunner: Sendable {
         stats: [ObjectIdentifier: NIOLoopBoundBox<LoopStats>], counter: DeliveryCounter
     ) async throws -> any Channel {
         let connected = group.next().makePromise(of: Void.self)
-        let path = configuration.path(configuration.subscribePath, topic: configuration.topic(index % configuration.topics))
+        let path = configuration.path(
+            configuration.subscribePath, topic: configuration.topic(index % configuration.topics))
         let channel = try await ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(10))
@@ -169,7 +180,9 @@ public struct BenchRunner: Sendable {
             }
             .connect(host: configuration.host, port: configuration.port)
             .get()
-        let timeout = channel.eventLoop.scheduleTask(in: .seconds(10)) { connected.fail(BenchError("subscribe timed out")) }
+        let timeout = channel.eventLoop.scheduleTask(in: .seconds(10)) {
+            connected.fail(BenchError("subscribe timed out"))
+        }
         defer { timeout.cancel() }
         do {
             try await connected.futureResult.get()

@@ -41,10 +41,13 @@ final class PublisherHandler: ChannelInboundHandler {
         self.sequenceByTopic = Array(repeating: 0, count: configuration.topics)
         self.padding = Array(repeating: UInt8(ascii: "x"), count: max(0, configuration.payloadBytes))
         // Each publisher sends rate / publishers events a second.
-        self.interval = configuration.rate > 0
+        self.interval =
+            configuration.rate > 0
             ? UInt64(1_000_000_000.0 * Double(configuration.publishers) / Double(configuration.rate)) : 0
         self.bodyParts = Self.parse(configuration.bodyTemplate)
-        self.uris = (0..<configuration.topics).map { configuration.path(configuration.publishPath, topic: configuration.topic($0)) }
+        self.uris = (0..<configuration.topics).map {
+            configuration.path(configuration.publishPath, topic: configuration.topic($0))
+        }
         self.headers = HTTPHeaders([("Host", configuration.host), ("Content-Type", configuration.contentType)])
     }
 

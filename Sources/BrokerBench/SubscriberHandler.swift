@@ -35,7 +35,10 @@ final class SubscriberHandler: ChannelInboundHandler {
     private static let headerBytes = 64
     private static let dataPrefix: [UInt8] = Array("data: ".utf8)
 
-    init(path: String, host: String, stats: NIOLoopBoundBox<LoopStats>, connected: EventLoopPromise<Void>, counter: DeliveryCounter) {
+    init(
+        path: String, host: String, stats: NIOLoopBoundBox<LoopStats>, connected: EventLoopPromise<Void>,
+        counter: DeliveryCounter
+    ) {
         self.request = ByteBuffer(string: "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nAccept: text/event-stream\r\n\r\n")
         self.stats = stats
         self.connected = connected

@@ -1,4 +1,5 @@
 import EventBroker
+import NIOCore
 
 /// Everything the server needs to run: network settings, limits and the bus's own settings.
 ///
@@ -51,8 +52,6 @@ public struct BrokerConfiguration: Sendable {
         self.bus = bus
     }
 }
-
-import NIOCore
 
 extension Duration {
     var timeAmount: TimeAmount {

@@ -52,7 +52,8 @@ public final class BrokerServer: Service, Sendable {
             // nothing, so start small (the allocator grows for bodies that need it): an idle stream keeps 512 bytes,
             // not 2 KiB.
             .childChannelOption(
-                .recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536))
+                .recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536)
+            )
             .childChannelOption(.writeBufferWaterMark, value: .init(low: highWater / 2, high: highWater))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -83,10 +84,12 @@ public final class BrokerServer: Service, Sendable {
 
     /// Stops accepting and drains connections (see the type's documentation). Idempotent.
     public func stop() async {
-        guard let quiescing = self.state.withLockedValue({ state -> ServerQuiescingHelper? in
-            defer { state.quiescing = nil }
-            return state.quiescing
-        }) else { return }
+        guard
+            let quiescing = self.state.withLockedValue({ state -> ServerQuiescingHelper? in
+                defer { state.quiescing = nil }
+                return state.quiescing
+            })
+        else { return }
         self.logger.notice("Shutting down: draining connections")
         let promise = self.group.next().makePromise(of: Void.self)
         quiescing.initiateShutdown(promise: promise)

@@ -70,10 +70,14 @@ struct Bench: AsyncParsableCommand {
     var json = false
 
     func validate() throws {
-        for (name, value) in [("--subscribers", self.subscribers), ("--events", self.events), ("--rate", self.rate)] where value < 0 {
+        for (name, value) in [("--subscribers", self.subscribers), ("--events", self.events), ("--rate", self.rate)]
+        where value < 0 {
             throw ValidationError("\(name) must be 0 or more.")
         }
-        for (name, value) in [("--topics", self.topics), ("--publishers", self.publishers), ("--threads", self.threads), ("--connect-concurrency", self.connectConcurrency)] where value < 1 {
+        for (name, value) in [
+            ("--topics", self.topics), ("--publishers", self.publishers), ("--threads", self.threads),
+            ("--connect-concurrency", self.connectConcurrency),
+        ] where value < 1 {
             throw ValidationError("\(name) must be at least 1.")
         }
         guard self.size >= 48 else { throw ValidationError("--size must be at least 48 bytes (the bench's header).") }

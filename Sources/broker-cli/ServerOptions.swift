@@ -4,9 +4,9 @@ import HTTPServer
 import Logging
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The flags of `serve`. Each can also come from a `BROKER_*` environment variable; a flag wins over the variable.
@@ -20,13 +20,15 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Event loop threads. (env: BROKER_THREADS, default: one per core)")
     var threads: Int?
 
-    @Option(help: "Interval of the ': hb' heartbeat comment on streams, e.g. 15s. (env: BROKER_HEARTBEAT, default: 15s)")
+    @Option(
+        help: "Interval of the ': hb' heartbeat comment on streams, e.g. 15s. (env: BROKER_HEARTBEAT, default: 15s)")
     var heartbeat: String?
 
     @Option(help: "Events kept per topic for resuming clients. (env: BROKER_HISTORY_SIZE, default: 1000)")
     var historySize: Int?
 
-    @Option(help: "Age after which events leave history, e.g. 1h; 0 keeps them. (env: BROKER_HISTORY_MAX_AGE, default: 1h)")
+    @Option(
+        help: "Age after which events leave history, e.g. 1h; 0 keeps them. (env: BROKER_HISTORY_MAX_AGE, default: 1h)")
     var historyMaxAge: String?
 
     @Option(help: "Bytes of history kept over all topics, e.g. 64MiB. (env: BROKER_HISTORY_MAX_BYTES, default: 64MiB)")
@@ -35,7 +37,10 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Largest request body, e.g. 1MiB. (env: BROKER_MAX_BODY, default: 1MiB)")
     var maxBody: String?
 
-    @Option(help: "Unflushed bytes after which a subscriber is cut as a slow consumer. (env: BROKER_SLOW_CONSUMER_CAP, default: 4MiB)")
+    @Option(
+        help:
+            "Unflushed bytes after which a subscriber is cut as a slow consumer. (env: BROKER_SLOW_CONSUMER_CAP, default: 4MiB)"
+    )
     var slowConsumerCap: String?
 
     @Option(help: "Comma-separated origins allowed by CORS, or '*'. (env: BROKER_CORS_ORIGINS, default: *)")
@@ -57,7 +62,8 @@ struct ServerOptions: ParsableArguments {
     func logLevelValue() throws -> Logger.Level {
         let text = self.value(self.logLevel, "BROKER_LOG_LEVEL") ?? "info"
         guard let level = Logger.Level(rawValue: text.lowercased()) else {
-            throw ValidationError("--log-level: '\(text)' is not one of trace, debug, info, notice, warning, error, critical.")
+            throw ValidationError(
+                "--log-level: '\(text)' is not one of trace, debug, info, notice, warning, error, critical.")
         }
         return level
     }
@@ -121,7 +127,9 @@ struct ServerOptions: ParsableArguments {
     private func int(_ flag: Int?, _ variable: String, _ name: String) throws -> Int? {
         if let flag { return flag }
         guard let text = self.value(nil, variable) else { return nil }
-        guard let value = Int(text) else { throw ValidationError("\(variable)='\(text)' is not a whole number (\(name)).") }
+        guard let value = Int(text) else {
+            throw ValidationError("\(variable)='\(text)' is not a whole number (\(name)).")
+        }
         return value
     }
 

@@ -7,7 +7,7 @@ import NIOCore
 import NIOPosix
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Counts the allocations of delivering one event to N SSE subscribers on one event loop.
@@ -56,7 +56,9 @@ struct FanOutAllocationCheck {
             let statistics = MallocInterposerSwift.getStatistics()
             let live = statistics.mallocBytesCount - statistics.freeBytesCount
             let blocks = statistics.mallocCount - statistics.freeCount
-            print("{\"subscribers\":\(subscribers),\"liveHeapBytesPerConnection\":\(live / subscribers),\"liveBlocksPerConnection\":\(Double(blocks) / Double(subscribers))}")
+            print(
+                "{\"subscribers\":\(subscribers),\"liveHeapBytesPerConnection\":\(live / subscribers),\"liveBlocksPerConnection\":\(Double(blocks) / Double(subscribers))}"
+            )
             reader.stop()
             for socket in sockets { close(socket) }
             await server.stop()
@@ -69,7 +71,9 @@ struct FanOutAllocationCheck {
         for index in 0..<5 {
             let before = reader.totalBytes
             _ = try broker.publish(PublishRequest(topics: [topic], data: "warm-up \(index)"))
-            guard Self.wait(until: { reader.totalBytes > before && reader.isQuiet(for: 50) }) else { fatalError("warm-up stalled") }
+            guard Self.wait(until: { reader.totalBytes > before && reader.isQuiet(for: 50) }) else {
+                fatalError("warm-up stalled")
+            }
         }
         // The measured event's id is the next one; its frame size tells how many bytes every subscriber gets.
         let nextID = EventID(rawValue: (broker.stats().lastEventID?.rawValue ?? 0) + 1)
@@ -83,7 +87,9 @@ struct FanOutAllocationCheck {
         MallocInterposerSwift.unhook()
         let statistics = MallocInterposerSwift.getStatistics()
         guard delivered else { fatalError("measured event did not reach every subscriber") }
-        print("{\"subscribers\":\(subscribers),\"mallocs\":\(statistics.mallocCount),\"mallocBytes\":\(statistics.mallocBytesCount)}")
+        print(
+            "{\"subscribers\":\(subscribers),\"mallocs\":\(statistics.mallocCount),\"mallocBytes\":\(statistics.mallocBytesCount)}"
+        )
         reader.stop()
         for socket in sockets { close(socket) }
         await server.stop()
@@ -107,7 +113,9 @@ struct FanOutAllocationCheck {
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         precondition(connected == 0, "connect failed: errno \(errno)")
         let request = Array("GET /api/events?topic=alloc HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
@@ -136,11 +144,13 @@ final class SocketReader: @unchecked Sendable {
 
     func start() {
         let unmanaged = Unmanaged.passRetained(self)
-        pthread_create(&self.thread, nil, { argument in
-            let reader = Unmanaged<SocketReader>.fromOpaque(argument!).takeRetainedValue()
-            reader.run()
-            return nil
-        }, unmanaged.toOpaque())
+        pthread_create(
+            &self.thread, nil,
+            { argument in
+                let reader = Unmanaged<SocketReader>.fromOpaque(argument!).takeRetainedValue()
+                reader.run()
+                return nil
+            }, unmanaged.toOpaque())
     }
 
     func stop() {

@@ -34,13 +34,16 @@ struct BadInputTests {
         .json("empty data", publish, #"{"topic": "a", "data": ""}"#, 400, "empty_data"),
         .json("topic with a space", publish, #"{"topic": "a b", "data": "x"}"#, 400, "invalid_topic"),
         .json("topic with an empty segment", publish, #"{"topic": "a//b", "data": "x"}"#, 400, "invalid_topic"),
-        .json("topic over 256 bytes", publish, #"{"topic": "\#(String(repeating: "t", count: 257))", "data": "x"}"#, 400, "invalid_topic"),
+        .json(
+            "topic over 256 bytes", publish, #"{"topic": "\#(String(repeating: "t", count: 257))", "data": "x"}"#, 400,
+            "invalid_topic"),
         .json("reserved topic", publish, #"{"topic": "$broadcast", "data": "x"}"#, 400, "reserved_topic"),
         .json(
             "too many topics", publish,
             #"{"topics": [\#((1...33).map { "\"t\($0)\"" }.joined(separator: ","))], "data": "x"}"#, 400,
             "too_many_topics"),
-        .json("event with a line break", publish, #"{"topic": "a", "data": "x", "event": "a\nb"}"#, 400, "invalid_event"),
+        .json(
+            "event with a line break", publish, #"{"topic": "a", "data": "x", "event": "a\nb"}"#, 400, "invalid_event"),
         .json("negative retry", publish, #"{"topic": "a", "data": "x", "retry": -1}"#, 400, "invalid_field"),
         .json("private as a string", publish, #"{"topic": "a", "data": "x", "private": "yes"}"#, 400, "invalid_field"),
         Case(
@@ -63,16 +66,32 @@ struct BadInputTests {
         Case(
             name: "headers over the limit", method: "GET", target: "/api/health",
             headers: [("X-Padding", String(repeating: "p", count: 20_000))], status: 431, code: "headers_too_large"),
-        Case(name: "stream without a topic", method: "GET", target: "/api/events", status: 400, code: "invalid_selector"),
-        Case(name: "stream with a bad selector", method: "GET", target: "/api/events?topic=a/**/b", status: 400, code: "invalid_selector"),
-        Case(name: "history limit 0", method: "GET", target: "/api/events/history?topic=a&limit=0", status: 400, code: "invalid_parameter"),
-        Case(name: "history wait too long", method: "GET", target: "/api/events/history?topic=a&wait=61", status: 400, code: "invalid_parameter"),
-        Case(name: "history after not an id", method: "GET", target: "/api/events/history?topic=a&after=abc", status: 400, code: "invalid_parameter"),
-        .json("direct message to an unknown client", "/api/message", #"{"to": "0123456789abcdef", "data": "x"}"#, 404, "client_not_found"),
+        Case(
+            name: "stream without a topic", method: "GET", target: "/api/events", status: 400, code: "invalid_selector"),
+        Case(
+            name: "stream with a bad selector", method: "GET", target: "/api/events?topic=a/**/b", status: 400,
+            code: "invalid_selector"),
+        Case(
+            name: "history limit 0", method: "GET", target: "/api/events/history?topic=a&limit=0", status: 400,
+            code: "invalid_parameter"),
+        Case(
+            name: "history wait too long", method: "GET", target: "/api/events/history?topic=a&wait=61", status: 400,
+            code: "invalid_parameter"),
+        Case(
+            name: "history after not an id", method: "GET", target: "/api/events/history?topic=a&after=abc",
+            status: 400, code: "invalid_parameter"),
+        .json(
+            "direct message to an unknown client", "/api/message", #"{"to": "0123456789abcdef", "data": "x"}"#, 404,
+            "client_not_found"),
         .json("direct message without a recipient", "/api/message", #"{"data": "x"}"#, 400, "missing_field"),
-        .json("broadcast with a topic", "/api/messages/broadcast", #"{"topic": "a", "data": "x"}"#, 400, "invalid_field"),
-        Case(name: "unknown topic", method: "GET", target: "/api/topics/never/used", status: 404, code: "topic_not_found"),
-        Case(name: "invalid topic in path", method: "GET", target: "/api/topics/a%20b", status: 400, code: "invalid_topic"),
+        .json(
+            "broadcast with a topic", "/api/messages/broadcast", #"{"topic": "a", "data": "x"}"#, 400, "invalid_field"),
+        Case(
+            name: "unknown topic", method: "GET", target: "/api/topics/never/used", status: 404, code: "topic_not_found"
+        ),
+        Case(
+            name: "invalid topic in path", method: "GET", target: "/api/topics/a%20b", status: 400,
+            code: "invalid_topic"),
     ]
 
     @Test(arguments: Self.cases)
@@ -113,7 +132,8 @@ struct BadInputTests {
         let server = try await TestServer { $0.maxBodyBytes = 1024 }
         let client = try server.connect()
         try client.send(
-            "POST /api/events/publish?topic=a HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n")
+            "POST /api/events/publish?topic=a HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
         for _ in 0..<3 { try client.send("200\r\n" + String(repeating: "a", count: 512) + "\r\n") }
         let response = try client.readResponse()
         #expect(response.status == 413)
@@ -128,7 +148,8 @@ struct BadInputTests {
         let partialLine = try server.connect()
         try partialLine.send("GET /api/hea")
         let partialBody = try server.connect()
-        try partialBody.send("POST /api/events/publish?topic=a HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly-part")
+        try partialBody.send(
+            "POST /api/events/publish?topic=a HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly-part")
         for client in [partialLine, partialBody] {
             let response = try client.readResponse()
             #expect(response.status == 408)

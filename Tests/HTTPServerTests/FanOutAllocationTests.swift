@@ -12,7 +12,8 @@ struct FanOutAllocationTests {
         var directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         while directory.path != "/" {
             let candidate = directory.appendingPathComponent(".build/release")
-            if FileManager.default.isExecutableFile(atPath: candidate.appendingPathComponent("fanout-alloc-check").path) {
+            if FileManager.default.isExecutableFile(atPath: candidate.appendingPathComponent("fanout-alloc-check").path)
+            {
                 return candidate
             }
             directory = directory.deletingLastPathComponent()

@@ -65,7 +65,9 @@ struct LiveStreamTests {
         let server = try await TestServer()
         let ids = try (1...5).map { try server.publish(#"{"topic":"news","data":"\#($0)"}"#) }
         try server.publish(#"{"topic":"other","data":"not selected"}"#)
-        for (header, query) in [(ids[1], nil), (nil, "lastEventId"), (nil, "last_event_id"), (nil, "lastEventID")] as [(String?, String?)] {
+        for (header, query) in [(ids[1], nil), (nil, "lastEventId"), (nil, "last_event_id"), (nil, "lastEventID")]
+            as [(String?, String?)]
+        {
             let client = try server.connect()
             var target = "/api/events?topic=news"
             if let query { target += "&\(query)=\(ids[1])" }

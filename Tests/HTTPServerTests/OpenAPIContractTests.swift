@@ -9,7 +9,9 @@ import Testing
         var directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         while directory.path != "/" {
             let candidate = directory.appendingPathComponent("openapi.yaml")
-            if FileManager.default.fileExists(atPath: candidate.path) { return try String(contentsOf: candidate, encoding: .utf8) }
+            if FileManager.default.fileExists(atPath: candidate.path) {
+                return try String(contentsOf: candidate, encoding: .utf8)
+            }
             directory = directory.deletingLastPathComponent()
         }
         throw CocoaError(.fileNoSuchFile)
@@ -43,7 +45,9 @@ import Testing
         for route in Route.allCases {
             for method in route.allowedMethods { routed.insert("\(route.pathTemplate) \(method.rawValue)") }
         }
-        #expect(routed == documented, "only routed: \(routed.subtracting(documented)); only documented: \(documented.subtracting(routed))")
+        #expect(
+            routed == documented,
+            "only routed: \(routed.subtracting(documented)); only documented: \(documented.subtracting(routed))")
     }
 
     @Test func specificationIsValidOpenAPI31() throws {

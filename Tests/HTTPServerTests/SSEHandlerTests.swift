@@ -114,7 +114,8 @@ import Testing
             "/api/events?topic=news&lastEventId=1",
             prepare: { broker in
                 for index in 0..<2 {
-                    ids.append(try broker.publish(PublishRequest(topics: [try TopicName("news")], data: "e\(index)")).id)
+                    ids.append(
+                        try broker.publish(PublishRequest(topics: [try TopicName("news")], data: "e\(index)")).id)
                 }
             })
         let text = try self.readAll(fixture.channel)

@@ -119,7 +119,9 @@ public final class Broker: Sendable {
         request.topics = topics
         try self.validate(request)
         for topic in request.topics where topic.isReserved {
-            throw BrokerError(.reservedTopic, "Topic '\(topic)' is reserved for the broker: topics beginning with '$' cannot be published to.")
+            throw BrokerError(
+                .reservedTopic,
+                "Topic '\(topic)' is reserved for the broker: topics beginning with '$' cannot be published to.")
         }
         return try self.append(request, direct: nil)
     }
@@ -155,7 +157,8 @@ public final class Broker: Sendable {
         if request.topics.count > self.configuration.maxTopicsPerPublish {
             throw BrokerError(
                 .tooManyTopics,
-                "An event may go to at most \(self.configuration.maxTopicsPerPublish) topics; this one names \(request.topics.count).")
+                "An event may go to at most \(self.configuration.maxTopicsPerPublish) topics; this one names \(request.topics.count)."
+            )
         }
         if request.data.isEmpty {
             throw BrokerError(.emptyData, "'data' is empty: an event must carry data.")
@@ -167,7 +170,8 @@ public final class Broker: Sendable {
             {
                 throw BrokerError(
                     .invalidEvent,
-                    "'event' must be 1 to \(self.configuration.maxEventTypeLength) bytes with no line breaks or control characters.")
+                    "'event' must be 1 to \(self.configuration.maxEventTypeLength) bytes with no line breaks or control characters."
+                )
             }
         }
     }
@@ -179,7 +183,9 @@ public final class Broker: Sendable {
         let topics = request.topics
         let result = self.state.withLockedValue { state -> Result<PublishResult, BrokerError> in
             if state.isShuttingDown {
-                return .failure(BrokerError(.shuttingDown, "The broker is shutting down; publish to another node or retry shortly."))
+                return .failure(
+                    BrokerError(.shuttingDown, "The broker is shutting down; publish to another node or retry shortly.")
+                )
             }
             if let key = request.idempotencyKey, var earlier = state.idempotency.result(for: key) {
                 earlier.isReplay = true
@@ -301,7 +307,8 @@ public final class Broker: Sendable {
         if selectors.count > self.configuration.maxSelectorsPerSubscription {
             throw BrokerError(
                 .tooManyTopics,
-                "A subscription may name at most \(self.configuration.maxSelectorsPerSubscription) topic selectors; this one names \(selectors.count).")
+                "A subscription may name at most \(self.configuration.maxSelectorsPerSubscription) topic selectors; this one names \(selectors.count)."
+            )
         }
     }
 

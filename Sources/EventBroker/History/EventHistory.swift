@@ -78,7 +78,8 @@ struct EventHistory {
     /// Drops every event older than `limits.maxAge`.
     mutating func evictExpired(nowMilliseconds: UInt64) {
         guard let maxAge = self.limits.maxAge else { return }
-        let ageMilliseconds = UInt64(max(0, maxAge.components.seconds)) * 1000
+        let ageMilliseconds =
+            UInt64(max(0, maxAge.components.seconds)) * 1000
             + UInt64(max(0, maxAge.components.attoseconds) / 1_000_000_000_000_000)
         guard nowMilliseconds > ageMilliseconds else { return }
         let cutoff = nowMilliseconds - ageMilliseconds

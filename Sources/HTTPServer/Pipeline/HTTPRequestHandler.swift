@@ -153,7 +153,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         if head.uri.utf8.count > self.configuration.maxHeaderBytes {
             var error = APIError(
                 .requestHeaderFieldsTooLarge, "headers_too_large",
-                "The request target is \(head.uri.utf8.count) bytes; the limit is \(self.configuration.maxHeaderBytes).")
+                "The request target is \(head.uri.utf8.count) bytes; the limit is \(self.configuration.maxHeaderBytes)."
+            )
             error.closesConnection = true
             self.respondEarly(.error(error), head: head, context: context)
             return
@@ -170,10 +171,12 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         if head.method == .POST, let length = head.headers.first(name: "content-length").flatMap({ Int($0) }),
             length > self.configuration.maxBodyBytes
         {
-            self.respondEarly(.error(.payloadTooLarge(limit: self.configuration.maxBodyBytes)), head: head, context: context)
+            self.respondEarly(
+                .error(.payloadTooLarge(limit: self.configuration.maxBodyBytes)), head: head, context: context)
             return
         }
-        self.state = .collecting(Request(head: head, target: target, match: match, body: context.channel.allocator.buffer(capacity: 0)))
+        self.state = .collecting(
+            Request(head: head, target: target, match: match, body: context.channel.allocator.buffer(capacity: 0)))
     }
 
     private func received(body chunk: inout ByteBuffer, context: ChannelHandlerContext) {
@@ -266,7 +269,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         if selectors.count > self.api.broker.configuration.maxSelectorsPerSubscription {
             throw APIError(
                 .badRequest, "too_many_topics",
-                "A subscription may name at most \(self.api.broker.configuration.maxSelectorsPerSubscription) topic selectors.")
+                "A subscription may name at most \(self.api.broker.configuration.maxSelectorsPerSubscription) topic selectors."
+            )
         }
         let origin = request.head.headers.first(name: "origin")
         let sse = SSEHandler(

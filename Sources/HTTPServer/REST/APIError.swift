@@ -57,7 +57,8 @@ struct APIError: Error, Hashable, Sendable {
         return error
     }
 
-    static let internalError = APIError(.internalServerError, "internal_error", "The broker failed to handle the request.")
+    static let internalError = APIError(
+        .internalServerError, "internal_error", "The broker failed to handle the request.")
 
     /// The HTTP form of a bus error.
     init(_ error: BrokerError) {

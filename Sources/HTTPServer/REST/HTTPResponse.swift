@@ -1,3 +1,4 @@
+import EventBroker
 import NIOCore
 import NIOHTTP1
 
@@ -11,7 +12,8 @@ struct HTTPResponse: Sendable {
     /// `headers` already hold the CORS headers (preflight answers).
     var includesCORS = false
 
-    static func json(_ body: String, status: HTTPResponseStatus = .ok, headers: [(String, String)] = []) -> HTTPResponse {
+    static func json(_ body: String, status: HTTPResponseStatus = .ok, headers: [(String, String)] = []) -> HTTPResponse
+    {
         HTTPResponse(status: status, headers: [("Content-Type", "application/json")] + headers, body: body)
     }
 
@@ -51,8 +53,6 @@ struct JSONObjectWriter {
 
     var result: String { self.text + "}" }
 }
-
-import EventBroker
 
 enum JSONValueQuote {
     static func quote(_ text: String) -> String { JSONValue.quoted(text) }

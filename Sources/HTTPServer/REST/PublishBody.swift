@@ -54,12 +54,15 @@ struct PublishBody: Sendable {
         }
         throw APIError(
             .unsupportedMediaType, "unsupported_media_type",
-            "Content-Type '\(mediaType ?? "")' is not supported: use application/json, application/x-www-form-urlencoded, \(hint).")
+            "Content-Type '\(mediaType ?? "")' is not supported: use application/json, application/x-www-form-urlencoded, \(hint)."
+        )
     }
 
     static func mediaType(_ contentType: String) -> String {
         // Common case first: already a bare, lowercase media type.
-        if !contentType.utf8.contains(where: { $0 == UInt8(ascii: ";") || $0 == UInt8(ascii: " ") || ($0 >= 65 && $0 <= 90) }) {
+        if !contentType.utf8.contains(where: {
+            $0 == UInt8(ascii: ";") || $0 == UInt8(ascii: " ") || ($0 >= 65 && $0 <= 90)
+        }) {
             return contentType
         }
         let base = contentType.split(separator: ";", maxSplits: 1).first.map(String.init) ?? contentType
@@ -150,7 +153,8 @@ struct PublishBody: Sendable {
         switch root["retry"] {
         case nil, .null?: break
         case .number(let text)?: fields.retry = try Self.parseRetry(text)
-        case let other?: throw APIError.invalidField("retry", "must be an integer number of milliseconds, not \(other.typeName)")
+        case let other?:
+            throw APIError.invalidField("retry", "must be an integer number of milliseconds, not \(other.typeName)")
         }
         switch root["private"] {
         case nil, .null?: break
@@ -187,7 +191,8 @@ struct PublishBody: Sendable {
 
     private static func parseRetry(_ text: String) throws(APIError) -> Int {
         guard let value = Int(text), value >= 0, value <= Self.maxRetryMilliseconds else {
-            throw APIError.invalidField("retry", "must be an integer from 0 to \(Self.maxRetryMilliseconds) (milliseconds)")
+            throw APIError.invalidField(
+                "retry", "must be an integer from 0 to \(Self.maxRetryMilliseconds) (milliseconds)")
         }
         return value
     }

@@ -19,7 +19,9 @@ struct RESTAPI: Sendable {
         let fields = try PublishBody.decode(
             kind: .publish, contentType: headers.first(name: "content-type"), target: target, body: body)
         guard !fields.topics.isEmpty else {
-            throw APIError(.badRequest, "missing_field", "Give a topic: \"topic\": \"name\" or \"topics\": [...] (or ?topic= with a raw body).")
+            throw APIError(
+                .badRequest, "missing_field",
+                "Give a topic: \"topic\": \"name\" or \"topics\": [...] (or ?topic= with a raw body).")
         }
         let data = try Self.requireData(fields)
         var topics: [TopicName] = []
@@ -66,7 +68,8 @@ struct RESTAPI: Sendable {
             guard !user.isEmpty else { throw APIError.invalidField("user", "must be a user id") }
             recipient = .user(user)
         case (nil, nil):
-            throw APIError(.badRequest, "missing_field", "Give a recipient: \"to\": \"<clientId>\" or \"user\": \"<user id>\".")
+            throw APIError(
+                .badRequest, "missing_field", "Give a recipient: \"to\": \"<clientId>\" or \"user\": \"<user id>\".")
         case (_?, _?):
             throw APIError.invalidField("to", "and 'user' cannot both be given")
         }
@@ -88,7 +91,8 @@ struct RESTAPI: Sendable {
 
     private static func requireData(_ fields: PublishBody) throws(APIError) -> String {
         guard let data = fields.data else {
-            throw APIError(.badRequest, "missing_field", "Give \"data\": the event's payload (a string or any JSON value).")
+            throw APIError(
+                .badRequest, "missing_field", "Give \"data\": the event's payload (a string or any JSON value).")
         }
         guard !data.isEmpty else {
             throw APIError(.badRequest, "empty_data", "'data' is empty: an event must carry data.")
@@ -100,7 +104,8 @@ struct RESTAPI: Sendable {
         guard let key = headers.first(name: "idempotency-key") else { return nil }
         let bytes = key.utf8
         guard !bytes.isEmpty, bytes.count <= 255, bytes.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) else {
-            throw APIError(.badRequest, "invalid_header", "Idempotency-Key must be 1 to 255 printable ASCII characters.")
+            throw APIError(
+                .badRequest, "invalid_header", "Idempotency-Key must be 1 to 255 printable ASCII characters.")
         }
         return key
     }
@@ -138,7 +143,8 @@ struct RESTAPI: Sendable {
         let topic: TopicName
         do { topic = try TopicName(name) } catch { throw APIError(error) }
         guard let info = self.broker.topic(topic) else {
-            throw APIError(.notFound, "topic_not_found", "The broker has no history and no subscriber for topic '\(topic)'.")
+            throw APIError(
+                .notFound, "topic_not_found", "The broker has no history and no subscriber for topic '\(topic)'.")
         }
         return .json(Self.topicJSON(info))
     }
@@ -173,7 +179,8 @@ struct RESTAPI: Sendable {
         var wait = 0
         if let text = target.first("wait") {
             guard let value = Int(text), value >= 0, value <= Self.maxWaitSeconds else {
-                throw APIError.invalidParameter("wait", "must be a whole number of seconds from 0 to \(Self.maxWaitSeconds)")
+                throw APIError.invalidParameter(
+                    "wait", "must be a whole number of seconds from 0 to \(Self.maxWaitSeconds)")
             }
             wait = value
         }
@@ -227,7 +234,9 @@ struct RESTAPI: Sendable {
             $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         }
         guard !names.isEmpty else {
-            throw APIError(.badRequest, "invalid_selector", "Give at least one topic selector: ?topic=NAME (repeatable, or comma-separated).")
+            throw APIError(
+                .badRequest, "invalid_selector",
+                "Give at least one topic selector: ?topic=NAME (repeatable, or comma-separated).")
         }
         var selectors: [TopicSelector] = []
         for name in names {

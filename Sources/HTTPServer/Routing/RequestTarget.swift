@@ -43,7 +43,10 @@ struct RequestTarget: Sendable {
                     let name = Substring(utf8[start..<equals])
                     let value = Substring(utf8[utf8.index(after: equals)..<pairEnd])
                     result.append(
-                        (Self.percentDecode(String(name), plusIsSpace: true), Self.percentDecode(String(value), plusIsSpace: true)))
+                        (
+                            Self.percentDecode(String(name), plusIsSpace: true),
+                            Self.percentDecode(String(value), plusIsSpace: true)
+                        ))
                 } else {
                     result.append((Self.percentDecode(String(Substring(pair)), plusIsSpace: true), ""))
                 }

@@ -2,9 +2,9 @@ import BrokerClient
 import EventBroker
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A blocking TCP client for tests that need exact bytes on the wire: raw requests, chunk framing, half-sent
@@ -42,9 +42,9 @@ final class RawConnection {
 
     init(port: Int, receiveBufferSize: Int? = nil) throws {
         #if canImport(Glibc)
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else
-        let fd = socket(AF_INET, SOCK_STREAM, 0)
+            let fd = socket(AF_INET, SOCK_STREAM, 0)
         #endif
         precondition(fd >= 0, "socket() failed")
         if var size = receiveBufferSize.map(Int32.init) {
@@ -77,7 +77,9 @@ final class RawConnection {
     func send(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { Glibc.send(self.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let written = bytes[offset...].withUnsafeBytes {
+                Glibc.send(self.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
             guard written > 0 else { throw TimedOut(description: "send failed: errno \(errno)") }
             offset += written
         }
@@ -88,7 +90,8 @@ final class RawConnection {
     func readMore(timeout: Duration = .seconds(5)) throws -> Bool {
         guard !self.peerClosed else { return false }
         var poller = pollfd(fd: self.fd, events: Int16(POLLIN), revents: 0)
-        let milliseconds = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let milliseconds = Int32(
+            timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
         let ready = poll(&poller, 1, milliseconds)
         guard ready > 0 else { throw TimedOut(description: "no data within \(timeout)") }
         var chunk = [UInt8](repeating: 0, count: 65536)
@@ -226,7 +229,9 @@ final class RawConnection {
     }
 
     /// Opens `GET target` as an event stream and returns the response head.
-    func openStream(_ target: String, headers: [(String, String)] = []) throws -> (status: Int, headers: [(name: String, value: String)]) {
+    func openStream(_ target: String, headers: [(String, String)] = []) throws -> (
+        status: Int, headers: [(name: String, value: String)]
+    ) {
         var text = "GET \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
         for (name, value) in headers { text += "\(name): \(value)\r\n" }
         text += "\r\n"

@@ -67,5 +67,5 @@ final class TestServer {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
