@@ -59,11 +59,7 @@ struct FanOutAllocationCheck {
             print(
                 "{\"subscribers\":\(subscribers),\"liveHeapBytesPerConnection\":\(live / subscribers),\"liveBlocksPerConnection\":\(Double(blocks) / Double(subscribers))}"
             )
-            reader.stop()
-            for socket in sockets { close(socket) }
-            await server.stop()
-            broker.shutdown()
-            try await group.shutdownGracefully()
+            try await Self.tearDown(reader: reader, sockets: sockets, server: server, broker: broker, group: group)
             return
         }
         let topic = try TopicName("alloc")
@@ -90,6 +86,13 @@ struct FanOutAllocationCheck {
         print(
             "{\"subscribers\":\(subscribers),\"mallocs\":\(statistics.mallocCount),\"mallocBytes\":\(statistics.mallocBytesCount)}"
         )
+        try await Self.tearDown(reader: reader, sockets: sockets, server: server, broker: broker, group: group)
+    }
+
+    static func tearDown(
+        reader: SocketReader, sockets: [Int32], server: BrokerServer, broker: Broker,
+        group: MultiThreadedEventLoopGroup
+    ) async throws {
         reader.stop()
         for socket in sockets { close(socket) }
         await server.stop()
