@@ -1,0 +1,67 @@
+import EventBroker
+import Foundation
+import Testing
+
+/// The real `broker-cli publish` and `broker-cli subscribe` processes against a real server.
+@Suite(.serialized, .timeLimit(.minutes(1)))
+struct CLITests {
+    static func run(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
+        let process = Process()
+        process.executableURL = try #require(ShutdownTests.brokerBinary())
+        process.arguments = arguments
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        process.waitUntilExit()
+        return (
+            process.terminationStatus,
+            String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
+            String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        )
+    }
+
+    @Test func subscribePrintsWhatPublishSendsOneJSONObjectALine() async throws {
+        let server = try await TestServer()
+        let url = "http://127.0.0.1:\(server.port)"
+        let subscriber = Process()
+        subscriber.executableURL = try #require(ShutdownTests.brokerBinary())
+        subscriber.arguments = ["subscribe", "--url", url, "--topic", "cli/*", "--json", "--max-events", "3"]
+        let output = Pipe()
+        subscriber.standardOutput = output
+        subscriber.standardError = Pipe()
+        try subscriber.run()
+        #expect(try server.waitUntil { server.broker.stats().connections[.sse] == 1 })
+
+        var ids: [String] = []
+        for (data, extra) in [("one", [String]()), ("two", ["--event", "note"]), (#"{"n":3}"#, ["--json"])] {
+            let published = try Self.run(["publish", "--url", url, "--topic", "cli/a", "--data", data] + extra)
+            #expect(published.status == 0, "\(published.errors)")
+            let answer = try JSONParser.parse(Array(published.output.utf8))
+            guard case .string(let id)? = answer["id"] else {
+                Issue.record("no id in \(published.output)")
+                return
+            }
+            ids.append(id)
+        }
+        subscriber.waitUntilExit()
+        #expect(subscriber.terminationStatus == 0)
+        let lines = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .split(separator: "\n").map { try? JSONParser.parse(Array($0.utf8)) }
+        let events = lines.compactMap { $0 }.filter { $0["id"] != .null && $0["id"] != nil }
+        #expect(events.map { $0["id"] } == ids.map { .string($0) })
+        #expect(events.map { $0["data"] } == [.string("one"), .string("two"), .string(#"{"n":3}"#)])
+        #expect(events[1]["event"] == .string("note"))
+        try await server.stop()
+    }
+
+    @Test func publishReportsARefusalAndExitsNonZero() async throws {
+        let server = try await TestServer()
+        let refused = try Self.run(
+            ["publish", "--url", "http://127.0.0.1:\(server.port)", "--topic", "$reserved", "--data", "x"])
+        #expect(refused.status != 0)
+        #expect(refused.errors.contains("reserved"))
+        try await server.stop()
+    }
+}
