@@ -207,10 +207,17 @@ public struct SSEClient: Sendable {
         onMessage: (SSEMessage) async throws -> Void
     ) async throws {
         try await channel.executeThenClose { inbound, outbound in
-            try await outbound.write(.head(head))
-            try await outbound.write(.end(nil))
-
             var parts = inbound.makeAsyncIterator()
+            do {
+                try await outbound.write(.head(head))
+                try await outbound.write(.end(nil))
+            } catch {
+                // The channel closed before the request went out; if the read side knows why (an idle timeout
+                // that fired under load), that is the error to report.
+                while try await parts.next() != nil {}
+                throw error
+            }
+
             guard case .head(let responseHead) = try await parts.next() else {
                 throw BrokerClientError(.connectionClosed, "\(self.url) closed the connection without answering")
             }

@@ -144,7 +144,8 @@ import Testing
         try await withTestTimeout {
             let server = try await CannedHTTPServer.start()
             async let requests = server.serve([.init([eventStreamHead, chunk(Self.connectedFrame)], holdOpen: true)])
-            let client = try SSEClient(url: BrokerURL(server.url()), idleTimeout: .milliseconds(200))
+            // Long enough for a loaded machine to deliver the first frame; the idle timer starts at connect.
+            let client = try SSEClient(url: BrokerURL(server.url()), idleTimeout: .seconds(1))
             var messages: [SSEMessage] = []
             await #expect {
                 try await client.connect { messages.append($0) }
