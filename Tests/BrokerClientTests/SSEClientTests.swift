@@ -145,7 +145,7 @@ import Testing
             let server = try await CannedHTTPServer.start()
             async let requests = server.serve([.init([eventStreamHead, chunk(Self.connectedFrame)], holdOpen: true)])
             // Long enough for a loaded machine to deliver the first frame; the idle timer starts at connect.
-            let client = try SSEClient(url: BrokerURL(server.url()), idleTimeout: .seconds(1))
+            let client = try SSEClient(url: BrokerURL(server.url()), idleTimeout: .seconds(2))
             var messages: [SSEMessage] = []
             await #expect {
                 try await client.connect { messages.append($0) }
