@@ -17,7 +17,6 @@ final class PublisherHandler: ChannelInboundHandler {
     private var sentCount = 0
     private var sequenceByTopic: [Int]
     private var startNanoseconds: UInt64 = 0
-    private var awaitingResponse = false
     private var failures = 0
     private let padding: [UInt8]
     private let interval: UInt64
@@ -126,7 +125,6 @@ final class PublisherHandler: ChannelInboundHandler {
         var headers = self.headers
         headers.add(name: "Content-Length", value: String(body.readableBytes))
         let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: self.uris[topicIndex], headers: headers)
-        self.awaitingResponse = true
         context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
         context.write(Self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
@@ -139,7 +137,6 @@ final class PublisherHandler: ChannelInboundHandler {
         case .body:
             break
         case .end:
-            self.awaitingResponse = false
             self.counter.addPublished(1, failed: self.failures)
             self.failures = 0
             self.sendNext()

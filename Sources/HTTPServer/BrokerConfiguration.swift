@@ -52,9 +52,3 @@ public struct BrokerConfiguration: Sendable {
         self.bus = bus
     }
 }
-
-extension Duration {
-    var timeAmount: TimeAmount {
-        .nanoseconds(self.components.seconds * 1_000_000_000 + self.components.attoseconds / 1_000_000_000)
-    }
-}

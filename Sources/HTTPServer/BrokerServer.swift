@@ -93,7 +93,7 @@ public final class BrokerServer: Service, Sendable {
         self.logger.notice("Shutting down: draining connections")
         let promise = self.group.next().makePromise(of: Void.self)
         quiescing.initiateShutdown(promise: promise)
-        let grace = self.configuration.shutdownGracePeriod.timeAmount
+        let grace = TimeAmount(self.configuration.shutdownGracePeriod)
         let timeout = self.group.next().scheduleTask(in: grace) { promise.succeed() }
         try? await promise.futureResult.get()
         timeout.cancel()

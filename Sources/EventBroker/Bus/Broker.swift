@@ -352,11 +352,16 @@ public final class Broker: Sendable {
     /// Every topic that retains events or has a subscriber naming it exactly, sorted by name.
     public func topics() -> [TopicInfo] {
         self.state.withLockedValue { state in
-            var names = Set(state.history.retainedTopics)
-            names.formUnion(state.registry.exactlySubscribedTopics)
-            names.formUnion(state.registry.multiSelectorExactTopics())
-            return names.sorted().map { Self.info(for: $0, in: state) }
+            Self.knownTopics(in: state).sorted().map { Self.info(for: $0, in: state) }
         }
+    }
+
+    /// Topics that retain events or that some subscriber names exactly.
+    private static func knownTopics(in state: State) -> Set<TopicName> {
+        var names = Set(state.history.retainedTopics)
+        names.formUnion(state.registry.exactlySubscribedTopics)
+        names.formUnion(state.registry.multiSelectorExactTopics())
+        return names
     }
 
     /// One topic, or nil when the broker knows nothing of it.
@@ -376,11 +381,8 @@ public final class Broker: Sendable {
 
     public func stats() -> BrokerStats {
         self.state.withLockedValue { state in
-            var names = Set(state.history.retainedTopics)
-            names.formUnion(state.registry.exactlySubscribedTopics)
-            names.formUnion(state.registry.multiSelectorExactTopics())
-            return BrokerStats(
-                connections: state.registry.countsByTransport, topics: names.count,
+            BrokerStats(
+                connections: state.registry.countsByTransport, topics: Self.knownTopics(in: state).count,
                 historyEvents: state.history.liveEntries, historyBytes: state.history.totalBytes,
                 lastEventID: state.ids.lastIssued)
         }

@@ -14,7 +14,7 @@ struct IdempotencyCache {
     let capacity: Int
 
     init(window: Duration, capacity: Int) {
-        self.windowMilliseconds = UInt64(max(0, window.components.seconds)) * 1000
+        self.windowMilliseconds = window.wholeMilliseconds
         self.capacity = max(1, capacity)
     }
 

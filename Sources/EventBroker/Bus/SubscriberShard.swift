@@ -43,8 +43,7 @@ public final class SubscriberShard: @unchecked Sendable {
     }
 
     func startHeartbeats(every interval: Duration) {
-        let amount = TimeAmount.nanoseconds(
-            interval.components.seconds * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000)
+        let amount = TimeAmount(interval)
         guard amount > .zero else { return }
         self.eventLoop.execute {
             self.heartbeatTask = self.eventLoop.scheduleRepeatedTask(initialDelay: amount, delay: amount) { _ in

@@ -36,8 +36,8 @@ struct EventHistory {
         self.limits = limits
     }
 
+    /// Topics that currently retain at least one event, and how many.
     var topicCount: Int { self.rings.count }
-    /// Topics that currently retain at least one event.
     var retainedTopics: [TopicName] { Array(self.rings.keys) }
 
     func lastEventID(of topic: TopicName) -> EventID? {
@@ -78,9 +78,7 @@ struct EventHistory {
     /// Drops every event older than `limits.maxAge`.
     mutating func evictExpired(nowMilliseconds: UInt64) {
         guard let maxAge = self.limits.maxAge else { return }
-        let ageMilliseconds =
-            UInt64(max(0, maxAge.components.seconds)) * 1000
-            + UInt64(max(0, maxAge.components.attoseconds) / 1_000_000_000_000_000)
+        let ageMilliseconds = maxAge.wholeMilliseconds
         guard nowMilliseconds > ageMilliseconds else { return }
         let cutoff = nowMilliseconds - ageMilliseconds
         while let first = self.firstLiveTimelineEntry(), first.event.timeMilliseconds < cutoff {

@@ -25,8 +25,8 @@ enum HTTPPipeline {
     ) throws {
         let handlers = Handlers(
             timeout: RequestTimeoutHandler(
-                requestTimeout: configuration.requestTimeout.timeAmount,
-                idleTimeout: configuration.idleTimeout.timeAmount),
+                requestTimeout: TimeAmount(configuration.requestTimeout),
+                idleTimeout: TimeAmount(configuration.idleTimeout)),
             decoder: ByteToMessageHandler(
                 HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: Self.limits(configuration)))
         )

@@ -36,24 +36,20 @@ struct JSONObjectWriter {
     mutating func raw(_ key: String, _ json: String) {
         if !self.isFirst { self.text += "," }
         self.isFirst = false
-        self.text += JSONValueQuote.quote(key)
+        self.text += JSONValue.quoted(key)
         self.text += ":"
         self.text += json
     }
 
     mutating func string(_ key: String, _ value: String?) {
-        self.raw(key, value.map(JSONValueQuote.quote) ?? "null")
+        self.raw(key, value.map(JSONValue.quoted) ?? "null")
     }
 
     mutating func int(_ key: String, _ value: Int) { self.raw(key, String(value)) }
     mutating func bool(_ key: String, _ value: Bool) { self.raw(key, value ? "true" : "false") }
     mutating func strings(_ key: String, _ values: [String]) {
-        self.raw(key, "[" + values.map(JSONValueQuote.quote).joined(separator: ",") + "]")
+        self.raw(key, "[" + values.map(JSONValue.quoted).joined(separator: ",") + "]")
     }
 
     var result: String { self.text + "}" }
-}
-
-enum JSONValueQuote {
-    static func quote(_ text: String) -> String { JSONValue.quoted(text) }
 }
