@@ -113,6 +113,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "BrokerBenchTests",
+            dependencies: ["BrokerBench"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "HTTPServerTests",
             dependencies: [
                 "EventBroker",

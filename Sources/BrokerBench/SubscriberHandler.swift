@@ -1,24 +1,25 @@
 import NIOCore
 
 /// One SSE subscriber of the bench. It speaks just enough HTTP/1.1 to stay cheap, so the load generator is not the
-/// bottleneck: it writes the `GET`, checks the status line, then decodes the body's chunk framing (or takes the
-/// body as it comes when it is not chunked) and scans data lines without building strings.
+/// bottleneck: it writes the `GET`, checks the status line, then hands the body to an ``EventStreamScanner``, which
+/// decodes its chunk framing (or takes the body as it comes when it is not chunked) and finds the lines without
+/// building strings.
 ///
 /// Each event's data starts with `<publisher> <sequence> <send time, ns> `: the handler records the latency, and
 /// checks that each publisher's sequence on its topic only moves forward (a step back is a duplicate or a reorder).
+///
+/// The body state is a value that `channelRead` mutates once per read: a per-byte state machine on this class's
+/// properties would pay Swift's dynamic exclusivity check on every byte.
 final class SubscriberHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private enum State {
+        /// Collecting the response head, up to its blank line.
         case head
-        /// Reading a chunk size; after `;` an extension, ignored up to the line's end.
-        case chunkSize(value: Int, sawDigit: Bool, inExtension: Bool)
-        case chunkSizeLF(value: Int)
-        case chunkData(remaining: Int)
-        case chunkDataCR
-        case chunkDataLF
-        case plainBody
+        /// Each read goes to `scanner`, which ignores what comes after the terminating chunk.
+        case body
+        /// Failed and closing: reads are ignored.
         case done
     }
 
@@ -28,12 +29,11 @@ final class SubscriberHandler: ChannelInboundHandler {
     private let counter: DeliveryCounter
     private var state = State.head
     private var head: [UInt8] = []
+    /// Replaced when the head ends, by one that knows whether the body is chunked.
+    private var scanner = EventStreamScanner(chunked: false)
     private var nextSequence: [Int] = []
-    /// The first bytes of the current line (enough for the header); the rest of a long line is skipped.
-    private var line: [UInt8] = []
-    private var lineLength = 0
-    private static let headerBytes = 64
-    private static let dataPrefix: [UInt8] = Array("data: ".utf8)
+    private static let headTerminator: [UInt8] = Array("\r\n\r\n".utf8)
+    private static let maximumHeadBytes = 16384
 
     init(
         path: String, host: String, stats: NIOLoopBoundBox<LoopStats>, connected: EventLoopPromise<Void>,
@@ -43,7 +43,6 @@ final class SubscriberHandler: ChannelInboundHandler {
         self.stats = stats
         self.connected = connected
         self.counter = counter
-        self.line.reserveCapacity(Self.headerBytes)
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -53,52 +52,31 @@ final class SubscriberHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = Self.unwrapInboundIn(data)
-        let now = NIODeadline.now().uptimeNanoseconds
-        var delivered = 0
         buffer.withUnsafeReadableBytes { bytes in
-            for byte in bytes {
-                switch self.state {
-                case .head:
-                    self.head.append(byte)
-                    if self.head.count >= 4, self.head.suffix(4).elementsEqual([13, 10, 13, 10]) {
-                        self.headEnded(context: context)
-                    } else if self.head.count > 16384 {
-                        self.fail(context: context, "response head too large")
-                    }
-                case .chunkSize(let value, let sawDigit, let inExtension):
-                    if byte == 13 {
-                        self.state = sawDigit ? .chunkSizeLF(value: value) : .done
-                    } else if inExtension {
-                        break
-                    } else if byte == UInt8(ascii: ";") {
-                        self.state = .chunkSize(value: value, sawDigit: sawDigit, inExtension: true)
-                    } else if let digit = Self.hexValue(byte) {
-                        self.state = .chunkSize(value: value &* 16 &+ digit, sawDigit: true, inExtension: false)
-                    } else {
-                        self.fail(context: context, "bad chunk size")
-                    }
-                case .chunkSizeLF(let value):
-                    self.state = value == 0 ? .done : .chunkData(remaining: value)
-                case .chunkData(let remaining):
-                    if self.scan(byte, now: now) { delivered += 1 }
-                    self.state = remaining == 1 ? .chunkDataCR : .chunkData(remaining: remaining - 1)
-                case .chunkDataCR:
-                    self.state = .chunkDataLF
-                case .chunkDataLF:
-                    self.state = .chunkSize(value: 0, sawDigit: false, inExtension: false)
-                case .plainBody:
-                    if self.scan(byte, now: now) { delivered += 1 }
-                case .done:
-                    break
-                }
+            var body = bytes
+            if case .head = self.state {
+                guard let afterHead = self.readHead(bytes, context: context) else { return }
+                body = afterHead
+            }
+            guard case .body = self.state, !body.isEmpty else { return }
+            self.readBody(body, context: context)
+        }
+    }
+
+    /// Collects head bytes up to the blank line that ends the head; returns the bytes after it, or nil while the
+    /// head goes on or when it failed. Once per connection, so byte by byte.
+    private func readHead(_ bytes: UnsafeRawBufferPointer, context: ChannelHandlerContext) -> UnsafeRawBufferPointer? {
+        for index in bytes.indices {
+            self.head.append(bytes[index])
+            if self.head.count >= 4, self.head.suffix(4).elementsEqual(Self.headTerminator) {
+                self.headEnded(context: context)
+                return UnsafeRawBufferPointer(rebasing: bytes[(index + 1)...])
+            } else if self.head.count > Self.maximumHeadBytes {
+                self.fail(context: context, "response head too large")
+                return nil
             }
         }
-        if delivered > 0 {
-            let stats = self.stats.value
-            stats.received += delivered
-            stats.lastDeliveryNanoseconds = now
-            self.counter.add(delivered)
-        }
+        return nil
     }
 
     private func headEnded(context: ChannelHandlerContext) {
@@ -111,9 +89,46 @@ final class SubscriberHandler: ChannelInboundHandler {
             return
         }
         let isChunked = text.lowercased().contains("transfer-encoding: chunked")
-        self.state = isChunked ? .chunkSize(value: 0, sawDigit: false, inExtension: false) : .plainBody
+        self.scanner = EventStreamScanner(chunked: isChunked)
+        self.state = .body
         self.stats.value.connected += 1
         self.connected.succeed()
+    }
+
+    /// Feeds one read's body bytes to the scanner, in one call, and records the events among the lines.
+    private func readBody(_ bytes: UnsafeRawBufferPointer, context: ChannelHandlerContext) {
+        let now = NIODeadline.now().uptimeNanoseconds
+        let stats = self.stats.value
+        var delivered = 0
+        do {
+            try self.scanner.feed(bytes) { line in
+                guard let event = EventStreamScanner.parseDataLine(line) else { return }
+                self.record(event, now: now, stats: stats)
+                delivered += 1
+            }
+        } catch {
+            switch error {
+            case .badChunkSize: self.fail(context: context, "bad chunk size")
+            }
+        }
+        if delivered > 0 {
+            stats.received += delivered
+            stats.lastDeliveryNanoseconds = now
+            self.counter.add(delivered)
+        }
+    }
+
+    /// Records one event's latency, and checks that its publisher's sequence moved forward.
+    private func record(_ event: EventStreamScanner.DataLine, now: UInt64, stats: LoopStats) {
+        stats.record(latencyNanoseconds: now &- event.sentNanoseconds)
+        if event.publisher >= self.nextSequence.count {
+            self.nextSequence += Array(repeating: 0, count: event.publisher - self.nextSequence.count + 1)
+        }
+        if event.sequence < self.nextSequence[event.publisher] {
+            stats.outOfOrder += 1
+        } else {
+            self.nextSequence[event.publisher] = event.sequence + 1
+        }
     }
 
     private func fail(context: ChannelHandlerContext, _ reason: String) {
@@ -130,58 +145,6 @@ final class SubscriberHandler: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         self.connected.fail(error)
         context.close(promise: nil)
-    }
-
-    /// Feeds one body byte to the line scanner; true when it ended an event's data line.
-    @inline(__always)
-    private func scan(_ byte: UInt8, now: UInt64) -> Bool {
-        if byte == UInt8(ascii: "\n") {
-            let isEvent = self.lineEnded(now: now)
-            self.line.removeAll(keepingCapacity: true)
-            self.lineLength = 0
-            return isEvent
-        }
-        if self.lineLength < Self.headerBytes { self.line.append(byte) }
-        self.lineLength += 1
-        return false
-    }
-
-    /// Parses `data: <publisher> <sequence> <sent ns> …`; true for an event line.
-    private func lineEnded(now: UInt64) -> Bool {
-        guard self.line.count > Self.dataPrefix.count, self.line.starts(with: Self.dataPrefix) else { return false }
-        var index = Self.dataPrefix.count
-        func number() -> Int? {
-            var value = 0
-            var digits = 0
-            while index < self.line.count, self.line[index] >= 48, self.line[index] <= 57 {
-                value = value &* 10 &+ Int(self.line[index] - 48)
-                index += 1
-                digits += 1
-            }
-            if index < self.line.count, self.line[index] == UInt8(ascii: " ") { index += 1 }
-            return digits > 0 ? value : nil
-        }
-        guard let publisher = number(), let sequence = number(), let sent = number() else { return false }
-        let stats = self.stats.value
-        stats.record(latencyNanoseconds: now &- UInt64(sent))
-        if publisher >= self.nextSequence.count {
-            self.nextSequence += Array(repeating: 0, count: publisher - self.nextSequence.count + 1)
-        }
-        if sequence < self.nextSequence[publisher] {
-            stats.outOfOrder += 1
-        } else {
-            self.nextSequence[publisher] = sequence + 1
-        }
-        return true
-    }
-
-    private static func hexValue(_ byte: UInt8) -> Int? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return Int(byte - UInt8(ascii: "0"))
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return Int(byte - UInt8(ascii: "a") + 10)
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return Int(byte - UInt8(ascii: "A") + 10)
-        default: return nil
-        }
     }
 }
 
