@@ -20,10 +20,40 @@ import Testing
         #expect(String(buffer: frame) == "13\r\nid: 7\ndata: hello\n\n\r\n")
     }
 
-    @Test func encodesRetryBeforeID() {
+    @Test func encodesRetryAfterID() {
         let frame = SSEFrame.encode(
             id: EventID(rawValue: 5), event: nil, data: "x", retry: 2500, allocator: self.allocator)
-        #expect(String(buffer: frame) == Self.chunked("retry: 2500\nid: 5\ndata: x\n\n"))
+        #expect(String(buffer: frame) == Self.chunked("id: 5\nretry: 2500\ndata: x\n\n"))
+    }
+
+    /// The id and size lines are written backwards into room kept in front of the prepared frame: every width of
+    /// either must land exactly in front of the body.
+    @Test(arguments: [0, 9, 10, 99_999, 1_763_780_248_000_001, UInt64.max])
+    func writesEveryIDWidthInFrontOfTheBody(id: UInt64) throws {
+        for dataBytes in [1, 2, 3, 200, 4000] {
+            let data = String(repeating: "d", count: dataBytes)
+            let frame = SSEFrame.encode(
+                id: EventID(rawValue: id), event: "e", data: data, retry: 0, allocator: self.allocator)
+            let payload = "id: \(id)\nretry: 0\nevent: e\ndata: \(data)\n\n"
+            #expect(String(buffer: frame) == Self.chunked(payload))
+            #expect(frame.readerIndex == 0)
+        }
+    }
+
+    @Test func preparedFrameFinishedWithAnIDMatchesTheDirectEncoding() {
+        let prepared = SSEFrame.prepare(event: "t", data: "a\nb", retry: 10, allocator: self.allocator)
+        let frame = prepared.finish(id: EventID(rawValue: 42))
+        #expect(
+            frame
+                == SSEFrame.encode(
+                    id: EventID(rawValue: 42), event: "t", data: "a\nb", retry: 10, allocator: self.allocator))
+    }
+
+    @Test(arguments: [1, 15, 16, 255, 256, 4095, 4096, 65536])
+    func chunkFramesEveryHexWidth(bytes: Int) throws {
+        let text = String(repeating: "p", count: bytes)
+        let chunk = SSEFrame.chunk(ByteBuffer(string: text), allocator: self.allocator)
+        #expect(String(buffer: chunk) == "\(String(bytes, radix: 16))\r\n\(text)\r\n")
     }
 
     @Test func writesTheFullSixteenDigitID() {

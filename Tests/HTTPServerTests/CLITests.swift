@@ -7,7 +7,8 @@ import Testing
 struct CLITests {
     static func run(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
         let process = Process()
-        process.executableURL = try #require(ShutdownTests.brokerBinary())
+        let binary: URL = try #require(ShutdownTests.brokerBinary())
+        process.executableURL = binary
         process.arguments = arguments
         let output = Pipe()
         let errors = Pipe()
@@ -26,7 +27,8 @@ struct CLITests {
         let server = try await TestServer()
         let url = "http://127.0.0.1:\(server.port)"
         let subscriber = Process()
-        subscriber.executableURL = try #require(ShutdownTests.brokerBinary())
+        let binary: URL = try #require(ShutdownTests.brokerBinary())
+        subscriber.executableURL = binary
         subscriber.arguments = ["subscribe", "--url", url, "--topic", "cli/*", "--json", "--max-events", "3"]
         let output = Pipe()
         subscriber.standardOutput = output

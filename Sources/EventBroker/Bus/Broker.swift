@@ -181,6 +181,12 @@ public final class Broker: Sendable {
     {
         let now = self.clock.nowMilliseconds
         let topics = request.topics
+        // Everything but the id is encoded before the lock is taken; under it, only the id line is filled in.
+        // Taken (not copied) under the lock, so the frame's storage stays uniquely owned and is finished in place.
+        var frame = Optional(
+            SSEFrame.prepare(
+                event: request.eventType, data: request.data, retry: request.retryMilliseconds,
+                allocator: self.allocator))
         let result = self.state.withLockedValue { state -> Result<PublishResult, BrokerError> in
             if state.isShuttingDown {
                 return .failure(
@@ -213,7 +219,7 @@ public final class Broker: Sendable {
             let event = BrokerEvent(
                 id: state.ids.make(), topics: topics, eventType: request.eventType, data: request.data,
                 dataIsJSON: request.dataIsJSON, timeMilliseconds: now, retryMilliseconds: request.retryMilliseconds,
-                isPrivate: request.isPrivate, allocator: self.allocator)
+                isPrivate: request.isPrivate, frame: frame.take()!)
             let subscribers: Int
             if recipient == nil {
                 state.history.append(event, nowMilliseconds: now)

@@ -20,7 +20,7 @@ public final class BrokerEvent: Sendable {
     /// Bytes this event costs in history (payload plus a fixed overhead), for the history byte bound.
     public var historyCost: Int { self.sseChunk.readableBytes + 128 }
 
-    public init(
+    public convenience init(
         id: EventID,
         topics: [TopicName],
         eventType: String?,
@@ -31,6 +31,26 @@ public final class BrokerEvent: Sendable {
         isPrivate: Bool,
         allocator: ByteBufferAllocator
     ) {
+        self.init(
+            id: id, topics: topics, eventType: eventType, data: data, dataIsJSON: dataIsJSON,
+            timeMilliseconds: timeMilliseconds, retryMilliseconds: retryMilliseconds, isPrivate: isPrivate,
+            frame: SSEFrame.prepare(event: eventType, data: data, retry: retryMilliseconds, allocator: allocator))
+    }
+
+    /// - Parameters:
+    ///   - frame: The event's SSE frame without its id, prepared from the same `eventType`, `data` and
+    ///     `retryMilliseconds` (the bus prepares it before taking its lock).
+    public init(
+        id: EventID,
+        topics: [TopicName],
+        eventType: String?,
+        data: String,
+        dataIsJSON: Bool,
+        timeMilliseconds: UInt64,
+        retryMilliseconds: Int?,
+        isPrivate: Bool,
+        frame: consuming SSEFrame.PreparedEvent
+    ) {
         self.id = id
         self.topics = topics
         self.eventType = eventType
@@ -39,8 +59,7 @@ public final class BrokerEvent: Sendable {
         self.timeMilliseconds = timeMilliseconds
         self.retryMilliseconds = retryMilliseconds
         self.isPrivate = isPrivate
-        self.sseChunk = SSEFrame.encode(
-            id: id, event: eventType, data: data, retry: retryMilliseconds, allocator: allocator)
+        self.sseChunk = frame.finish(id: id)
     }
 
     /// Whether any of the event's topics is selected by any of `selectors`.

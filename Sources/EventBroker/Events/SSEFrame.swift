@@ -18,29 +18,58 @@ public enum SSEFrame {
     /// The heartbeat comment, as one chunk. Comments are ignored by clients but keep proxies from timing out.
     public static let heartbeat: ByteBuffer = chunk(": hb\n\n")
 
-    /// A published event's frame: one allocation, the chunk-size line written into room kept in front.
+    /// A published event's frame: one allocation, the id and chunk-size lines written into room kept in front.
     public static func encode(
         id: EventID, event: String?, data: String, retry: Int? = nil, allocator: ByteBufferAllocator
     ) -> ByteBuffer {
-        let prefixRoom = 10  // up to 8 hex digits and CRLF
-        var frame = allocator.buffer(capacity: prefixRoom + data.utf8.count + (event?.utf8.count ?? 0) + 64)
-        frame.moveWriterIndex(forwardBy: prefixRoom)
+        Self.prepare(event: event, data: data, retry: retry, allocator: allocator).finish(id: id)
+    }
+
+    /// The part of an event's frame that does not depend on its id, encoded before the id is known, so the bus
+    /// lock is held only for ``PreparedEvent/finish(id:)``.
+    public static func prepare(event: String?, data: String, retry: Int? = nil, allocator: ByteBufferAllocator)
+        -> PreparedEvent
+    {
+        let capacity = PreparedEvent.headroom + data.utf8.count + (event?.utf8.count ?? 0) + 48
+        var frame = allocator.buffer(capacity: capacity)
+        frame.moveWriterIndex(forwardBy: PreparedEvent.headroom)
         if let retry {
             frame.writeStaticString("retry: ")
-            frame.writeString(String(retry))
+            frame.writeDecimal(UInt64(clamping: retry))
             frame.writeStaticString("\n")
         }
-        frame.writeStaticString("id: ")
-        frame.writeString(id.description)
-        frame.writeStaticString("\n")
         Self.writeBody(event: event, data: data, into: &frame)
-        let payloadBytes = frame.writerIndex - prefixRoom
         frame.writeStaticString("\r\n")
-        let sizeLine = String(payloadBytes, radix: 16) + "\r\n"
-        let start = prefixRoom - sizeLine.utf8.count
-        frame.setString(sizeLine, at: start)
-        frame.moveReaderIndex(to: start)
-        return frame.slice()  // a view from the size line on, sharing storage: reader index 0, no copy
+        return PreparedEvent(frame: frame)
+    }
+
+    /// An event frame without its first lines: `id:`, and the chunk-size line in front of it.
+    public struct PreparedEvent: Sendable {
+        /// Room for `id: ` with up to 20 digits and `\n` (25 bytes), and up to 16 hex digits and CRLF (18).
+        static let headroom = 43
+        private var frame: ByteBuffer
+
+        fileprivate init(frame: ByteBuffer) {
+            self.frame = frame
+        }
+
+        /// Writes the `id:` line and the chunk-size line into the room in front, in place, and returns the
+        /// complete chunk: a view from the size line on, sharing storage (reader index 0, no copy).
+        public consuming func finish(id: EventID) -> ByteBuffer {
+            let bodyStart = Self.headroom
+            let idLineBytes = 5 + ByteBuffer.decimalDigits(id.rawValue)  // "id: " digits "\n"
+            let idStart = bodyStart - idLineBytes
+            _ = self.frame.setStaticString("id: ", at: idStart)
+            self.frame.setDecimal(id.rawValue, at: idStart + 4)
+            self.frame.setInteger(UInt8(ascii: "\n"), at: bodyStart - 1)
+            let payloadBytes = self.frame.writerIndex - 2 - idStart  // the chunk's data, without its CRLF
+            let hexDigits = ByteBuffer.hexDigits(UInt64(payloadBytes))
+            let sizeStart = idStart - hexDigits - 2
+            self.frame.setHex(UInt64(payloadBytes), digits: hexDigits, at: sizeStart)
+            _ = self.frame.setStaticString("\r\n", at: idStart - 2)
+            self.frame.moveReaderIndex(to: sizeStart)
+            return self.frame.slice()
+        }
     }
 
     /// A control frame without an id (`connected`, `gap`), so it never moves the client's resume point.
@@ -50,7 +79,7 @@ public enum SSEFrame {
         var payload = allocator.buffer(capacity: data.utf8.count + 48)
         if let retry {
             payload.writeStaticString("retry: ")
-            payload.writeString(String(retry))
+            payload.writeDecimal(UInt64(clamping: retry))
             payload.writeStaticString("\n")
         }
         Self.writeBody(event: event, data: data, into: &payload)
@@ -61,7 +90,7 @@ public enum SSEFrame {
     public static func retryHint(milliseconds: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
         var payload = allocator.buffer(capacity: 24)
         payload.writeStaticString("retry: ")
-        payload.writeString(String(milliseconds))
+        payload.writeDecimal(UInt64(clamping: milliseconds))
         payload.writeStaticString("\n\n")
         return Self.chunk(payload, allocator: allocator)
     }
@@ -104,7 +133,9 @@ public enum SSEFrame {
     /// Wraps `payload` in HTTP/1.1 chunk framing.
     public static func chunk(_ payload: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
         var chunk = allocator.buffer(capacity: payload.readableBytes + 12)
-        chunk.writeString(String(payload.readableBytes, radix: 16))
+        let hexDigits = ByteBuffer.hexDigits(UInt64(payload.readableBytes))
+        chunk.moveWriterIndex(forwardBy: hexDigits)
+        chunk.setHex(UInt64(payload.readableBytes), digits: hexDigits, at: 0)
         chunk.writeStaticString("\r\n")
         chunk.writeImmutableBuffer(payload)
         chunk.writeStaticString("\r\n")

@@ -28,28 +28,50 @@ struct HTTPResponse: Sendable {
     }
 }
 
-/// A tiny JSON object writer for response bodies: keys in the order written, values already JSON text.
+/// A tiny JSON object writer for response bodies: keys in the order written, each member appended in place to one
+/// string (no string per member).
 struct JSONObjectWriter {
-    private var text = "{"
+    private var text: String
     private var isFirst = true
 
-    mutating func raw(_ key: String, _ json: String) {
+    init(capacity: Int = 64) {
+        self.text = "{"
+        self.text.reserveCapacity(capacity)
+    }
+
+    private mutating func key(_ key: String) {
         if !self.isFirst { self.text += "," }
         self.isFirst = false
-        self.text += JSONValue.quoted(key)
+        JSONValue.writeString(key, to: &self.text)
         self.text += ":"
+    }
+
+    /// `json` is already JSON text.
+    mutating func raw(_ key: String, _ json: String) {
+        self.key(key)
         self.text += json
     }
 
     mutating func string(_ key: String, _ value: String?) {
-        self.raw(key, value.map(JSONValue.quoted) ?? "null")
+        self.key(key)
+        if let value { JSONValue.writeString(value, to: &self.text) } else { self.text += "null" }
     }
 
     mutating func int(_ key: String, _ value: Int) { self.raw(key, String(value)) }
     mutating func bool(_ key: String, _ value: Bool) { self.raw(key, value ? "true" : "false") }
-    mutating func strings(_ key: String, _ values: [String]) {
-        self.raw(key, "[" + values.map(JSONValue.quoted).joined(separator: ",") + "]")
+    mutating func strings(_ key: String, _ values: some Sequence<String>) {
+        self.key(key)
+        self.text += "["
+        for (index, value) in values.enumerated() {
+            if index > 0 { self.text += "," }
+            JSONValue.writeString(value, to: &self.text)
+        }
+        self.text += "]"
     }
 
-    var result: String { self.text + "}" }
+    /// The object's JSON text.
+    consuming func finish() -> String {
+        self.text += "}"
+        return self.text
+    }
 }

@@ -86,7 +86,7 @@ struct RESTAPI: Sendable {
         var json = JSONObjectWriter()
         json.string("id", result.id.description)
         json.int("subscribers", result.subscribers)
-        return .json(json.result, headers: result.isReplay ? [("Idempotent-Replayed", "true")] : [])
+        return .json(json.finish(), headers: result.isReplay ? [("Idempotent-Replayed", "true")] : [])
     }
 
     private static func requireData(_ fields: PublishBody) throws(APIError) -> String {
@@ -113,9 +113,9 @@ struct RESTAPI: Sendable {
     private static func published(_ result: PublishResult) -> HTTPResponse {
         var json = JSONObjectWriter()
         json.string("id", result.id.description)
-        json.strings("topics", result.topics.map(\.value))
+        json.strings("topics", result.topics.lazy.map(\.value))
         json.int("subscribers", result.subscribers)
-        return .json(json.result, headers: result.isReplay ? [("Idempotent-Replayed", "true")] : [])
+        return .json(json.finish(), headers: result.isReplay ? [("Idempotent-Replayed", "true")] : [])
     }
 
     // MARK: Reading
@@ -128,10 +128,10 @@ struct RESTAPI: Sendable {
         var json = JSONObjectWriter()
         json.string("status", self.broker.isShuttingDown ? "shutting_down" : "ok")
         json.int("uptimeSeconds", Int((ContinuousClock.now - self.startedAt).components.seconds))
-        json.raw("connections", connections.result)
+        json.raw("connections", connections.finish())
         json.int("topics", stats.topics)
         json.string("version", Self.version)
-        return .json(json.result)
+        return .json(json.finish())
     }
 
     func topics() -> HTTPResponse {
@@ -156,7 +156,7 @@ struct RESTAPI: Sendable {
         json.string("lastEventId", info.lastEventID?.description)
         json.int("historySize", info.historySize)
         json.string("oldestEventId", info.oldestEventID?.description)
-        return json.result
+        return json.finish()
     }
 
     /// A parsed `GET /api/events/history` request.
@@ -211,7 +211,7 @@ struct RESTAPI: Sendable {
             json.raw("data", event.dataIsJSON ? event.data : JSONValue.quoted(event.data))
             json.raw("time", String(event.timeMilliseconds))
             json.bool("private", event.isPrivate)
-            events += json.result
+            events += json.finish()
         }
         events += "]"
         var json = JSONObjectWriter()
@@ -221,9 +221,9 @@ struct RESTAPI: Sendable {
             var gapJSON = JSONObjectWriter()
             gapJSON.string("lastEventId", gap.lastEventID)
             gapJSON.string("oldestAvailable", gap.oldestAvailable?.description)
-            json.raw("gap", gapJSON.result)
+            json.raw("gap", gapJSON.finish())
         }
-        return .json(json.result)
+        return .json(json.finish())
     }
 
     // MARK: Parameters

@@ -88,7 +88,7 @@ final class SSEHandler: ChannelDuplexHandler, Subscriber {
         context.write(
             Self.wrapOutboundOut(
                 SSEFrame.control(
-                    event: "connected", data: connected.result, retry: self.broker.configuration.retryMilliseconds,
+                    event: "connected", data: connected.finish(), retry: self.broker.configuration.retryMilliseconds,
                     allocator: context.channel.allocator)), promise: nil)
         if let gap = start.gap {
             var data = JSONObjectWriter()
@@ -96,7 +96,7 @@ final class SSEHandler: ChannelDuplexHandler, Subscriber {
             data.string("oldestAvailable", gap.oldestAvailable?.description)
             context.write(
                 Self.wrapOutboundOut(
-                    SSEFrame.control(event: "gap", data: data.result, allocator: context.channel.allocator)),
+                    SSEFrame.control(event: "gap", data: data.finish(), allocator: context.channel.allocator)),
                 promise: nil)
         }
         if !start.replay.isEmpty {
