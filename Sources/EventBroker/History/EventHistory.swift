@@ -15,6 +15,16 @@ struct EventHistory {
         /// horizon, since an earlier ring of the same topic may have been dropped whole.
         var evictedThrough: EventID
         var lastEventID = EventID.zero
+
+        /// Appends `event` and drops the oldest event when the ring holds more than `limit`; returns it.
+        mutating func append(_ event: BrokerEvent, limit: Int) -> BrokerEvent? {
+            self.events.append(event)
+            self.lastEventID = event.id
+            guard self.events.count > limit else { return nil }
+            let dropped = self.events.removeFirst()
+            self.evictedThrough = dropped.id
+            return dropped
+        }
     }
 
     private struct TimelineEntry {
@@ -58,14 +68,14 @@ struct EventHistory {
         guard self.limits.eventsPerTopic > 0, self.limits.maxBytes > 0 else { return }
         let cost = event.historyCost
         for topic in event.topics {
-            self.rings[topic, default: TopicRing(evictedThrough: self.timelineEvictedThrough)].events.append(event)
-            self.rings[topic]!.lastEventID = event.id
+            // One in-place access to the ring: no lookup per field, and no copy of the ring (which would retain
+            // its storage) to read its count.
+            let dropped = self.rings[topic, default: TopicRing(evictedThrough: self.timelineEvictedThrough)]
+                .append(event, limit: self.limits.eventsPerTopic)
             self.timeline.append(TimelineEntry(topic: topic, event: event))
             self.liveEntries += 1
             self.totalBytes += cost
-            if self.rings[topic]!.events.count > self.limits.eventsPerTopic {
-                let dropped = self.rings[topic]!.events.removeFirst()
-                self.rings[topic]!.evictedThrough = dropped.id
+            if let dropped {
                 self.liveEntries -= 1
                 self.totalBytes -= dropped.historyCost
             }
