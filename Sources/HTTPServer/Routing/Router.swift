@@ -28,17 +28,23 @@ enum Route: Hashable, Sendable, CaseIterable {
     }
 
     /// Methods served besides OPTIONS, which every route answers (CORS preflight).
-    var methods: [HTTPMethod] {
+    var methods: [HTTPMethod] { self.acceptsBody ? Self.post : Self.get }
+
+    /// `methods` and OPTIONS. Shared arrays: this is read for every request.
+    var allowedMethods: [HTTPMethod] { self.acceptsBody ? Self.postAndOptions : Self.getAndOptions }
+
+    /// Whether the route reads a request body (its method is POST).
+    var acceptsBody: Bool {
         switch self {
-        case .events, .health, .topics, .topic, .history: return [.GET]
-        case .publish, .broadcast, .message: return [.POST]
+        case .events, .health, .topics, .topic, .history: return false
+        case .publish, .broadcast, .message: return true
         }
     }
 
-    var allowedMethods: [HTTPMethod] { self.methods + [.OPTIONS] }
-
-    /// Whether the route reads a request body.
-    var acceptsBody: Bool { self.methods.contains(.POST) }
+    private static let get: [HTTPMethod] = [.GET]
+    private static let post: [HTTPMethod] = [.POST]
+    private static let getAndOptions: [HTTPMethod] = [.GET, .OPTIONS]
+    private static let postAndOptions: [HTTPMethod] = [.POST, .OPTIONS]
 }
 
 /// Maps a decoded path to a route and its path parameter.
