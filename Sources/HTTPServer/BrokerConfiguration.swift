@@ -18,6 +18,8 @@ public struct BrokerConfiguration: Sendable {
     public var requestTimeout: Duration
     /// A keep-alive connection with no request in flight is closed after this long.
     public var idleTimeout: Duration
+    /// Largest message a WebSocket client may send, across its fragments (closed with 1009 beyond).
+    public var maxWebSocketMessageBytes: Int
     /// Unflushed bytes a subscriber may hold before it is disconnected as a slow consumer.
     public var slowConsumerBytes: Int
     /// Origins allowed to call the API from a browser; `*` allows any.
@@ -34,6 +36,7 @@ public struct BrokerConfiguration: Sendable {
         maxHeaderBytes: Int = 16 * 1024,
         requestTimeout: Duration = .seconds(30),
         idleTimeout: Duration = .seconds(75),
+        maxWebSocketMessageBytes: Int = 1024 * 1024 + 4096,
         slowConsumerBytes: Int = 4 * 1024 * 1024,
         corsAllowedOrigins: [String] = ["*"],
         shutdownGracePeriod: Duration = .seconds(3),
@@ -46,6 +49,7 @@ public struct BrokerConfiguration: Sendable {
         self.maxHeaderBytes = maxHeaderBytes
         self.requestTimeout = requestTimeout
         self.idleTimeout = idleTimeout
+        self.maxWebSocketMessageBytes = maxWebSocketMessageBytes
         self.slowConsumerBytes = slowConsumerBytes
         self.corsAllowedOrigins = corsAllowedOrigins
         self.shutdownGracePeriod = shutdownGracePeriod

@@ -2,6 +2,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import ServiceLifecycle
+import Synchronization
 
 /// The topic bus: assigns ids, keeps history, and fans each event out to every event loop's shard.
 ///
@@ -30,6 +31,9 @@ public final class Broker: Sendable {
     private let allocator = ByteBufferAllocator()
     private let state: NIOLockedValueBox<State>
     private let shardsByLoop: [ObjectIdentifier: Int]
+    /// WebSocket subscribers connected now. Read without the lock, to decide whether a publish encodes its WebSocket
+    /// frame up front; a WebSocket that connects meanwhile gets the frame encoded on demand.
+    private let webSocketClients = Atomic<Int>(0)
 
     /// - Parameters:
     ///   - eventLoops: the loops subscribers live on; one shard each.
@@ -187,6 +191,11 @@ public final class Broker: Sendable {
             SSEFrame.prepare(
                 event: request.eventType, data: request.data, retry: request.retryMilliseconds,
                 allocator: self.allocator))
+        var webSocketFrame =
+            self.webSocketClients.load(ordering: .relaxed) > 0
+            ? WebSocketEventFrame.prepare(
+                topics: topics, eventType: request.eventType, data: request.data, dataIsJSON: request.dataIsJSON,
+                allocator: self.allocator) : nil
         let result = self.state.withLockedValue { state -> Result<PublishResult, BrokerError> in
             if state.isShuttingDown {
                 return .failure(
@@ -219,7 +228,7 @@ public final class Broker: Sendable {
             let event = BrokerEvent(
                 id: state.ids.make(), topics: topics, eventType: request.eventType, data: request.data,
                 dataIsJSON: request.dataIsJSON, timeMilliseconds: now, retryMilliseconds: request.retryMilliseconds,
-                isPrivate: request.isPrivate, frame: frame.take()!)
+                isPrivate: request.isPrivate, frame: frame.take()!, webSocketFrame: webSocketFrame.take())
             let subscribers: Int
             if recipient == nil {
                 state.history.append(event, nowMilliseconds: now)
@@ -252,6 +261,8 @@ public final class Broker: Sendable {
     /// deliveries for ids above `handoffID` are already queued behind this call.
     ///
     /// - Parameters:
+    ///   - selectors: What the subscriber selects; a WebSocket may start with none (it still gets broadcasts and
+    ///     direct messages) and change them with ``changeSelectors0(_:from:to:replaying:after:on:)``.
     ///   - lastEventID: the id the client resumes from, as sent; nil for live events only. `0` asks for all
     ///     retained history.
     public func subscribe0(
@@ -266,11 +277,12 @@ public final class Broker: Sendable {
         guard let shard = self.shard(for: eventLoop) else {
             preconditionFailure("event loop \(eventLoop) does not belong to this broker")
         }
-        try self.validate(selectors)
+        try self.validate(selectors, allowNone: transport == .webSocket)
         let start = self.state.withLockedValue { state -> Result<SubscriptionStart, BrokerError> in
             if state.isShuttingDown {
                 return .failure(BrokerError(.shuttingDown, "The broker is shutting down; reconnect shortly."))
             }
+            if transport == .webSocket { self.webSocketClients.add(1, ordering: .relaxed) }
             let handoff = state.ids.lastIssued ?? EventID(rawValue: state.ids.floor.rawValue - 1)
             var replay: [BrokerEvent] = []
             var gap: HistoryGap?
@@ -300,14 +312,63 @@ public final class Broker: Sendable {
         eventLoop.assertInEventLoop()
         guard let shard = self.shard(for: eventLoop) else { return }
         self.state.withLockedValue { state in
-            state.registry.remove(subscriber.clientID)
+            if state.registry.remove(subscriber.clientID)?.transport == .webSocket {
+                self.webSocketClients.subtract(1, ordering: .relaxed)
+            }
         }
         shard.remove0(subscriber, selectors: selectors)
         self.logger.debug("Subscriber detached", metadata: ["client.id": "\(subscriber.clientID)"])
     }
 
-    private func validate(_ selectors: [TopicSelector]) throws(BrokerError) {
-        if selectors.isEmpty {
+    /// Changes what a subscriber registered with `subscribe0` selects, and returns what to replay for the selectors
+    /// it adds. Must run on its loop.
+    ///
+    /// Live deliveries for ids above `handoffID` follow the new selectors. Deliveries already queued behind this
+    /// call (ids up to `handoffID`) reach the subscriber if the new selectors match them, so it must drop those that
+    /// only the added selectors match, and those the replay holds.
+    /// - Parameters:
+    ///   - old: The selectors it was registered with.
+    ///   - new: All its selectors from now on (possibly none).
+    ///   - added: The selectors to replay history for, after `lastEventID`; nothing is replayed when
+    ///     `lastEventID` is nil.
+    /// - Throws: `BrokerError` for too many selectors or when shutting down.
+    public func changeSelectors0(
+        _ subscriber: any Subscriber, from old: [TopicSelector], to new: [TopicSelector],
+        replaying added: [TopicSelector], after lastEventID: String?, on eventLoop: any EventLoop
+    ) throws(BrokerError) -> SubscriptionStart {
+        eventLoop.assertInEventLoop()
+        guard let shard = self.shard(for: eventLoop) else {
+            preconditionFailure("event loop \(eventLoop) does not belong to this broker")
+        }
+        try self.validate(new, allowNone: true)
+        let start = self.state.withLockedValue { state -> Result<SubscriptionStart, BrokerError> in
+            if state.isShuttingDown {
+                return .failure(BrokerError(.shuttingDown, "The broker is shutting down; reconnect shortly."))
+            }
+            guard let client = state.registry.remove(subscriber.clientID) else {
+                preconditionFailure("client \(subscriber.clientID) changes selectors without being subscribed")
+            }
+            state.registry.add(
+                subscriber.clientID,
+                .init(
+                    shardIndex: client.shardIndex, selectors: new, transport: client.transport,
+                    userID: client.userID))
+            shard.remove0(subscriber, selectors: old)
+            shard.add0(subscriber, selectors: new)
+            let handoff = state.ids.lastIssued ?? EventID(rawValue: state.ids.floor.rawValue - 1)
+            var replay: [BrokerEvent] = []
+            var gap: HistoryGap?
+            if let lastEventID, !added.isEmpty {
+                (replay, gap) = self.resumePlan(
+                    state: state, selectors: added, lastEventID: lastEventID, includeBroadcast: false, limit: .max)
+            }
+            return .success(SubscriptionStart(replay: replay, gap: gap, handoffID: handoff))
+        }
+        return try start.get()
+    }
+
+    private func validate(_ selectors: [TopicSelector], allowNone: Bool = false) throws(BrokerError) {
+        if selectors.isEmpty && !allowNone {
             throw BrokerError(.invalidSelector, "Give at least one topic selector: ?topic=NAME (repeatable).")
         }
         if selectors.count > self.configuration.maxSelectorsPerSubscription {

@@ -34,8 +34,10 @@ struct SubscriptionRegistry {
         }
     }
 
-    mutating func remove(_ id: ClientID) {
-        guard let client = self.clients.removeValue(forKey: id) else { return }
+    /// Removes a client; returns what it was registered with, or nil for an unknown id.
+    @discardableResult
+    mutating func remove(_ id: ClientID) -> Client? {
+        guard let client = self.clients.removeValue(forKey: id) else { return nil }
         self.clientsPerShard[client.shardIndex] -= 1
         self.countsByTransport[client.transport, default: 1] -= 1
         if client.selectors.count == 1 {
@@ -43,6 +45,7 @@ struct SubscriptionRegistry {
         } else {
             self.multiSelectorClients.remove(id)
         }
+        return client
     }
 
     private mutating func adjust(_ selector: TopicSelector, by delta: Int) {

@@ -1,7 +1,7 @@
 import NIOCore
 
 /// One published event, immutable and shared: history, every shard and every subscriber hold the same instance,
-/// and its `sseChunk` is the exact bytes each SSE stream writes.
+/// and its `sseChunk` is the exact bytes each SSE stream writes, its `webSocketFrame` those each WebSocket writes.
 public final class BrokerEvent: Sendable {
     public let id: EventID
     /// One or more topics; a subscriber that selects several of them still receives the event once.
@@ -16,6 +16,9 @@ public final class BrokerEvent: Sendable {
     public let isPrivate: Bool
     /// The complete HTTP chunk of the SSE frame, encoded once at publish.
     public let sseChunk: ByteBuffer
+    /// The complete WebSocket frame of the `event` message, encoded once at publish when WebSocket clients were
+    /// connected; nil otherwise (``webSocketFrame(allocator:)`` then encodes it on demand, for a replay).
+    public let webSocketFrame: ByteBuffer?
 
     /// Bytes this event costs in history (payload plus a fixed overhead), for the history byte bound.
     public var historyCost: Int { self.sseChunk.readableBytes + 128 }
@@ -34,12 +37,14 @@ public final class BrokerEvent: Sendable {
         self.init(
             id: id, topics: topics, eventType: eventType, data: data, dataIsJSON: dataIsJSON,
             timeMilliseconds: timeMilliseconds, retryMilliseconds: retryMilliseconds, isPrivate: isPrivate,
-            frame: SSEFrame.prepare(event: eventType, data: data, retry: retryMilliseconds, allocator: allocator))
+            frame: SSEFrame.prepare(event: eventType, data: data, retry: retryMilliseconds, allocator: allocator),
+            webSocketFrame: nil)
     }
 
     /// - Parameters:
     ///   - frame: The event's SSE frame without its id, prepared from the same `eventType`, `data` and
     ///     `retryMilliseconds` (the bus prepares it before taking its lock).
+    ///   - webSocketFrame: Likewise the WebSocket frame, or nil to encode it only when asked.
     public init(
         id: EventID,
         topics: [TopicName],
@@ -49,7 +54,8 @@ public final class BrokerEvent: Sendable {
         timeMilliseconds: UInt64,
         retryMilliseconds: Int?,
         isPrivate: Bool,
-        frame: consuming SSEFrame.PreparedEvent
+        frame: consuming SSEFrame.PreparedEvent,
+        webSocketFrame: consuming WebSocketEventFrame.PreparedEvent?
     ) {
         self.id = id
         self.topics = topics
@@ -60,6 +66,19 @@ public final class BrokerEvent: Sendable {
         self.retryMilliseconds = retryMilliseconds
         self.isPrivate = isPrivate
         self.sseChunk = frame.finish(id: id)
+        switch consume webSocketFrame {
+        case .some(let prepared): self.webSocketFrame = prepared.finish(id: id)
+        case .none: self.webSocketFrame = nil
+        }
+    }
+
+    /// The WebSocket frame: the one encoded at publish, or a new one for an event published while no WebSocket was
+    /// connected (only replays need that).
+    public func webSocketFrame(allocator: ByteBufferAllocator) -> ByteBuffer {
+        if let frame = self.webSocketFrame { return frame }
+        return WebSocketEventFrame.encode(
+            id: self.id, topics: self.topics, eventType: self.eventType, data: self.data, dataIsJSON: self.dataIsJSON,
+            allocator: allocator)
     }
 
     /// Whether any of the event's topics is selected by any of `selectors`.

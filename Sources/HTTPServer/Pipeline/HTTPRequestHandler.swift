@@ -2,6 +2,7 @@ import EventBroker
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOWebSocket
 
 /// Reads each request, enforces the size limits, routes it and writes the answer; hands `GET /api/events` over
 /// to an `SSEHandler` and holds long polls open.
@@ -226,6 +227,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             case .events:
                 try self.startStream(request, context: context)
                 return
+            case .webSocket:
+                try self.startWebSocket(request, context: context)
+                return
             case .history:
                 let query = try RESTAPI.historyQuery(request.target)
                 let page = try self.api.history(query)
@@ -281,6 +285,63 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.state = .handedOff
         do {
             try context.pipeline.syncOperations.addHandler(sse, position: .first)
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        HTTPPipeline.remove(self.pipelineHandlers, requestHandler: self, from: context.pipeline)
+    }
+
+    // MARK: WebSockets
+
+    /// Answers the handshake with `101`, then hands the connection to NIOWebSocket's frame decoder and a
+    /// `WebSocketHandler`, and removes every HTTP handler.
+    private func startWebSocket(_ request: Request, context: ChannelHandlerContext) throws(APIError) {
+        try WebSocketUpgrade.validate(request.head)
+        var selectors: [TopicSelector] = []
+        if request.target.contains("topic") || request.target.contains("topics") {
+            do {
+                selectors = try RESTAPI.selectors(request.target)
+            } catch {
+                var refusal = error
+                refusal.closesConnection = true
+                throw refusal
+            }
+        }
+        let origin = request.head.headers.first(name: "origin")
+        let handler = WebSocketHandler(
+            api: self.api, selectors: selectors,
+            lastEventID: RESTAPI.lastEventID(request.target, headers: request.head.headers),
+            maxMessageBytes: self.configuration.maxWebSocketMessageBytes,
+            slowConsumerBytes: self.configuration.slowConsumerBytes, logger: self.logger)
+        self.state = .handedOff
+        let bound = NIOLoopBound((self, context, handler), eventLoop: context.eventLoop)
+        WebSocketUpgrade.responseHeaders(for: request.head, channel: context.channel).whenComplete { result in
+            let (requestHandler, context, handler) = bound.value
+            switch result {
+            case .success(let headers):
+                requestHandler.finishUpgrade(headers: headers, origin: origin, handler: handler, context: context)
+            case .failure(let error):
+                requestHandler.state = .discarding
+                requestHandler.respond(
+                    .error(WebSocketUpgrade.refusal(.badRequest, "bad_upgrade", "The handshake failed: \(error).")),
+                    head: request.head, context: context)
+            }
+        }
+    }
+
+    private func finishUpgrade(
+        headers: HTTPHeaders, origin: String?, handler: WebSocketHandler, context: ChannelHandlerContext
+    ) {
+        let response = WebSocketUpgrade.switchingProtocols(
+            headers: headers, extraHeaders: self.cors.headers(origin: origin), allocator: context.channel.allocator)
+        self.pipelineHandlers.timeout.responseCompleted()
+        context.writeAndFlush(Self.wrapOutboundOut(response), promise: nil)
+        let decoder = ByteToMessageHandler(
+            WebSocketFrameDecoder(maxFrameSize: self.configuration.maxWebSocketMessageBytes))
+        do {
+            try context.pipeline.syncOperations.addHandler(handler, position: .first)
+            try context.pipeline.syncOperations.addHandler(decoder, position: .first)
         } catch {
             context.close(promise: nil)
             return

@@ -125,6 +125,12 @@ struct PublishBody: Sendable {
         guard case .object = root else {
             throw APIError(.badRequest, "invalid_json", "The body must be a JSON object, not \(root.typeName).")
         }
+        return try Self.decode(object: root)
+    }
+
+    /// The fields of a parsed JSON object (a JSON body, or a WebSocket `publish` message); other members are
+    /// ignored.
+    static func decode(object root: JSONValue) throws(APIError) -> PublishBody {
         var fields = PublishBody()
         switch root["topic"] {
         case nil, .null?: break

@@ -18,6 +18,11 @@ struct RESTAPI: Sendable {
     func publish(target: RequestTarget, headers: HTTPHeaders, body: ByteBuffer) throws(APIError) -> HTTPResponse {
         let fields = try PublishBody.decode(
             kind: .publish, contentType: headers.first(name: "content-type"), target: target, body: body)
+        return Self.published(try self.publish(fields, idempotencyKey: try Self.idempotencyKey(headers)))
+    }
+
+    /// Publishes decoded fields (from a REST body or a WebSocket `publish` message).
+    func publish(_ fields: PublishBody, idempotencyKey: String?) throws(APIError) -> PublishResult {
         guard !fields.topics.isEmpty else {
             throw APIError(
                 .badRequest, "missing_field",
@@ -30,10 +35,9 @@ struct RESTAPI: Sendable {
         }
         let request = PublishRequest(
             topics: topics, data: data, dataIsJSON: fields.dataIsJSON, eventType: fields.event,
-            retryMilliseconds: fields.retry, isPrivate: fields.isPrivate,
-            idempotencyKey: try Self.idempotencyKey(headers))
+            retryMilliseconds: fields.retry, isPrivate: fields.isPrivate, idempotencyKey: idempotencyKey)
         do {
-            return Self.published(try self.broker.publish(request))
+            return try self.broker.publish(request)
         } catch {
             throw APIError(error)
         }

@@ -12,6 +12,7 @@ enum Route: Hashable, Sendable, CaseIterable {
     case topics
     case topic
     case history
+    case webSocket
 
     /// The path as openapi.yaml writes it.
     var pathTemplate: String {
@@ -24,6 +25,7 @@ enum Route: Hashable, Sendable, CaseIterable {
         case .topics: return "/api/topics"
         case .topic: return "/api/topics/{topic}"
         case .history: return "/api/events/history"
+        case .webSocket: return "/api/ws"
         }
     }
 
@@ -36,7 +38,7 @@ enum Route: Hashable, Sendable, CaseIterable {
     /// Whether the route reads a request body (its method is POST).
     var acceptsBody: Bool {
         switch self {
-        case .events, .health, .topics, .topic, .history: return false
+        case .events, .health, .topics, .topic, .history, .webSocket: return false
         case .publish, .broadcast, .message: return true
         }
     }
@@ -66,6 +68,7 @@ enum Router {
         case "/api/health": return Match(route: .health, topic: nil)
         case "/api/topics": return Match(route: .topics, topic: nil)
         case "/api/events/history": return Match(route: .history, topic: nil)
+        case "/api/ws": return Match(route: .webSocket, topic: nil)
         default:
             guard path.hasPrefix(Self.topicPrefix), path.count > Self.topicPrefix.count else { return nil }
             return Match(route: .topic, topic: String(path.dropFirst(Self.topicPrefix.count)))

@@ -26,7 +26,7 @@ final class SSEHandler: ChannelDuplexHandler, Subscriber {
     private var lastEventID: String?
     private var responseHead: ByteBuffer
     private let logger: Logger
-    private var stateMachine: SSEConnectionStateMachine
+    private var stateMachine: StreamStateMachine
     private var context: ChannelHandlerContext?
     private var isSubscribed = false
     /// The newest id written (or skipped as already written); older or equal deliveries are duplicates.
@@ -46,7 +46,7 @@ final class SSEHandler: ChannelDuplexHandler, Subscriber {
         self.lastEventID = lastEventID
         self.responseHead = responseHead
         self.logger = logger
-        self.stateMachine = SSEConnectionStateMachine(queueLimit: max(1, slowConsumerBytes / 2))
+        self.stateMachine = StreamStateMachine(queueLimit: max(1, slowConsumerBytes / 2))
     }
 
     /// The response head, built once per stream because CORS headers depend on the request.
@@ -135,7 +135,7 @@ final class SSEHandler: ChannelDuplexHandler, Subscriber {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent {
             switch self.stateMachine.shouldQuiesce() {
-            case .writeRetryHintAndClose: self.writeRetryHintAndClose(context: context)
+            case .endStream: self.writeRetryHintAndClose(context: context)
             case .none: break
             }
             return

@@ -1,12 +1,12 @@
-/// The life of one SSE stream after its response head: what to do with each published event, each writability
-/// change, each heartbeat and a shutdown.
+/// The life of one event stream (an SSE response after its head, or a WebSocket after its upgrade): what to do with
+/// each published event, each writability change, each heartbeat and a shutdown.
 ///
 /// Events are written straight to the socket while it is writable and nothing is queued. Otherwise they queue
 /// behind the replay (which is drained as the socket accepts it) or behind the bytes the client has not read yet.
 /// Live bytes queued beyond `queueLimit` mean the client is not keeping up: it is closed as a slow consumer and
 /// resumes from history with `Last-Event-ID`. Replayed events cost nothing extra (history holds them anyway), so
 /// they never count against the limit.
-struct SSEConnectionStateMachine {
+struct StreamStateMachine {
     private enum State {
         case awaitingStart
         case streaming(isWritable: Bool, queuedEvents: Int, queuedLiveBytes: Int)
@@ -31,7 +31,8 @@ struct SSEConnectionStateMachine {
     }
 
     enum QuiesceAction: Equatable {
-        case writeRetryHintAndClose
+        /// SSE writes a `retry:` hint and ends the response; a WebSocket closes with 1001 (going away).
+        case endStream
         case none
     }
 
@@ -42,10 +43,18 @@ struct SSEConnectionStateMachine {
         self.queueLimit = queueLimit
     }
 
-    /// The head, the `connected` frame and the replay were handed to the handler; `replayed` of them queued.
+    /// The head, the `connected` frame and the replay were handed to the handler; `queuedReplay` of them queued.
     mutating func started(isWritable: Bool, queuedReplay: Int) {
         guard case .awaitingStart = self.state else { preconditionFailure("Invalid state: \(self.state)") }
         self.state = .streaming(isWritable: isWritable, queuedEvents: queuedReplay, queuedLiveBytes: 0)
+    }
+
+    /// A later replay (a WebSocket subscribing to more topics) put `events` more in the queue.
+    mutating func replayQueued(events: Int) -> WritabilityAction {
+        guard case .streaming(let isWritable, let queuedEvents, let queuedLiveBytes) = self.state else { return .none }
+        self.state = .streaming(
+            isWritable: isWritable, queuedEvents: queuedEvents + events, queuedLiveBytes: queuedLiveBytes)
+        return isWritable ? .drainQueue : .none
     }
 
     mutating func eventPublished(bytes: Int) -> DeliverAction {
@@ -96,7 +105,7 @@ struct SSEConnectionStateMachine {
         switch self.state {
         case .awaitingStart, .streaming:
             self.state = .closed
-            return .writeRetryHintAndClose
+            return .endStream
         case .closed:
             return .none
         }

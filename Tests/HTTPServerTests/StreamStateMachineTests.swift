@@ -3,9 +3,9 @@ import Testing
 @testable import HTTPServer
 
 /// Transcripts: each input, then the action the machine answers with.
-@Suite struct SSEConnectionStateMachineTests {
+@Suite struct StreamStateMachineTests {
     @Test func writesLiveEventsWhileWritableAndNothingIsQueued() {
-        var machine = SSEConnectionStateMachine(queueLimit: 100)
+        var machine = StreamStateMachine(queueLimit: 100)
         machine.started(isWritable: true, queuedReplay: 0)
         #expect(machine.eventPublished(bytes: 10) == .write)
         #expect(machine.eventPublished(bytes: 10) == .write)
@@ -13,7 +13,7 @@ import Testing
     }
 
     @Test func queuesLiveEventsBehindTheReplayThenDrains() {
-        var machine = SSEConnectionStateMachine(queueLimit: 100)
+        var machine = StreamStateMachine(queueLimit: 100)
         machine.started(isWritable: false, queuedReplay: 3)
         #expect(machine.eventPublished(bytes: 40) == .enqueue)
         #expect(machine.heartbeatDue() == .none)
@@ -23,14 +23,14 @@ import Testing
     }
 
     @Test func replayedEventsNeverCountAgainstTheSlowConsumerLimit() {
-        var machine = SSEConnectionStateMachine(queueLimit: 100)
+        var machine = StreamStateMachine(queueLimit: 100)
         machine.started(isWritable: false, queuedReplay: 10_000)
         #expect(machine.eventPublished(bytes: 60) == .enqueue)
         #expect(machine.eventPublished(bytes: 40) == .enqueue)
     }
 
     @Test func closesConsumerWhoseQueuedLiveBytesPassTheLimit() {
-        var machine = SSEConnectionStateMachine(queueLimit: 100)
+        var machine = StreamStateMachine(queueLimit: 100)
         machine.started(isWritable: true, queuedReplay: 0)
         #expect(machine.writabilityChanged(isWritable: false) == .none)
         #expect(machine.eventPublished(bytes: 60) == .enqueue)
@@ -40,7 +40,7 @@ import Testing
     }
 
     @Test func becomingWritableWithAnEmptyQueueNeedsNoDrain() {
-        var machine = SSEConnectionStateMachine(queueLimit: 100)
+        var machine = StreamStateMachine(queueLimit: 100)
         machine.started(isWritable: true, queuedReplay: 0)
         #expect(machine.writabilityChanged(isWritable: false) == .none)
         #expect(machine.writabilityChanged(isWritable: true) == .none)
@@ -48,16 +48,16 @@ import Testing
     }
 
     @Test func quiesceWritesARetryHintOnceThenIgnoresEverything() {
-        var machine = SSEConnectionStateMachine(queueLimit: 100)
+        var machine = StreamStateMachine(queueLimit: 100)
         machine.started(isWritable: true, queuedReplay: 0)
-        #expect(machine.shouldQuiesce() == .writeRetryHintAndClose)
+        #expect(machine.shouldQuiesce() == .endStream)
         #expect(machine.shouldQuiesce() == .none)
         #expect(machine.eventPublished(bytes: 1) == .none)
         #expect(machine.heartbeatDue() == .none)
     }
 
     @Test func closedChannelTakesNoMoreWrites() {
-        var machine = SSEConnectionStateMachine(queueLimit: 100)
+        var machine = StreamStateMachine(queueLimit: 100)
         machine.started(isWritable: true, queuedReplay: 0)
         machine.channelClosed()
         #expect(machine.eventPublished(bytes: 1) == .none)

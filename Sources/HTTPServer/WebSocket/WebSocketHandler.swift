@@ -1,0 +1,440 @@
+import EventBroker
+import Logging
+import NIOCore
+import NIOWebSocket
+
+/// One WebSocket on `/api/ws`, after its upgrade: reads the client's frames (NIOWebSocket's decoder sits in front),
+/// answers its JSON messages, and is the connection's `Subscriber` on the bus.
+///
+/// ```
+/// → {"type":"connected","clientId":"…","topics":[…]}        (first, then the gap notice and replay, if resuming)
+/// ← {"type":"subscribe","topics":["a"],"lastEventId":"…"}   → {"type":"ack","topics":["a"]}, then the replay
+/// ← {"type":"publish","topic":"a","data":1,"ref":7}         → {"type":"ack","ref":7,"id":"…"}
+/// → {"type":"event","topic":"a","data":1,"id":"…"}          (the frame encoded once per event, shared)
+/// ```
+/// Server frames are written as raw bytes (never masked), so an event's frame is the same buffer on every connection.
+/// A bad message gets an `error` message and the connection stays; a protocol violation closes it with the
+/// matching code: 1002 for an unmasked frame, reserved bits, an unknown opcode or a stray continuation, 1007 for a
+/// text message that is not UTF-8, 1009 for a message over the limit.
+///
+/// Liveness: at each of its loop's heartbeats a connection the client has sent nothing on since the last one gets a
+/// ping; if it still sends nothing (not even the pong) by the next heartbeat, it is closed.
+///
+/// Subscribing to more topics later replays their history after `lastEventId`. Deliveries already queued for this
+/// loop when that happened (ids up to the change's handoff id) are sent only if the selectors from before the change
+/// match them and the replay does not hold them: no gap, no duplicate.
+/// Loop-confined: every method runs on the channel's event loop.
+final class WebSocketHandler: ChannelInboundHandler, Subscriber {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = ByteBuffer
+
+    /// A change of selectors whose queued deliveries may still arrive.
+    private struct Boundary {
+        let handoffID: EventID
+        let selectorsBefore: [TopicSelector]
+        let replayed: Set<EventID>
+    }
+
+    /// A message whose frames have not all arrived.
+    private struct PartialMessage {
+        let isText: Bool
+        var bytes: ByteBuffer
+    }
+
+    let clientID = ClientID.random()
+    private let api: RESTAPI
+    private var selectors: [TopicSelector]
+    /// Needed only until the connection is subscribed.
+    private var lastEventID: String?
+    private let maxMessageBytes: Int
+    private let logger: Logger
+    private var stateMachine: StreamStateMachine
+    private var context: ChannelHandlerContext?
+    private var isSubscribed = false
+    private var isClosing = false
+    /// The newest id delivered live (or skipped as not owed); older or equal deliveries are duplicates.
+    private var lastLiveID = EventID.zero
+    private var boundaries: [Boundary] = []
+    /// Frames waiting for the socket (a replay, or anything while it is unwritable). Created when first needed.
+    private var queue: CircularBuffer<(frame: ByteBuffer, isLive: Bool)>?
+    private var hasUnflushedWrites = false
+    private var message: PartialMessage?
+    private var heardSinceHeartbeat = true
+    private var isPingOutstanding = false
+
+    private var broker: Broker { self.api.broker }
+
+    /// - Parameters:
+    ///   - selectors: Topics from the upgrade URL's `?topic=`, possibly none.
+    ///   - lastEventID: Where those resume, from the upgrade URL.
+    ///   - maxMessageBytes: The largest message the client may send, across its fragments.
+    init(
+        api: RESTAPI, selectors: [TopicSelector], lastEventID: String?, maxMessageBytes: Int,
+        slowConsumerBytes: Int, logger: Logger
+    ) {
+        self.api = api
+        self.selectors = selectors
+        self.lastEventID = lastEventID
+        self.maxMessageBytes = maxMessageBytes
+        self.logger = logger
+        self.stateMachine = StreamStateMachine(queueLimit: max(1, slowConsumerBytes / 2))
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        guard context.channel.isActive else { return }
+        let start: SubscriptionStart
+        do {
+            start = try self.broker.subscribe0(
+                self, selectors: self.selectors, lastEventID: self.selectors.isEmpty ? nil : self.lastEventID,
+                transport: .webSocket, on: context.eventLoop)
+        } catch {
+            _ = self.stateMachine.shouldQuiesce()
+            self.close(.goingAway, "The broker is shutting down; reconnect shortly.", context: context)
+            return
+        }
+        self.isSubscribed = true
+        self.lastEventID = nil
+        // Before the state machine starts, so straight to the socket: nothing can be queued yet.
+        context.write(
+            Self.wrapOutboundOut(
+                Self.textFrame(
+                    WebSocketReply.connected(clientID: self.clientID, topics: self.selectors), context: context)),
+            promise: nil)
+        if let gap = start.gap {
+            context.write(Self.wrapOutboundOut(Self.textFrame(WebSocketReply.gap(gap), context: context)), promise: nil)
+        }
+        self.lastLiveID = start.handoffID
+        self.queueReplay(start.replay, context: context)
+        self.stateMachine.started(isWritable: context.channel.isWritable, queuedReplay: start.replay.count)
+        self.drainQueue(context: context)
+        self.logger.debug(
+            "WebSocket connected",
+            metadata: ["client.id": "\(self.clientID)", "topics": "\(self.selectors.map(\.value))"])
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.unsubscribe(context: context)
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.stateMachine.channelClosed()
+        self.unsubscribe(context: context)
+        context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        switch self.stateMachine.writabilityChanged(isWritable: context.channel.isWritable) {
+        case .drainQueue: self.drainQueue(context: context)
+        case .none: break
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            switch self.stateMachine.shouldQuiesce() {
+            case .endStream: self.close(.goingAway, "The broker is shutting down.", context: context)
+            case .none: break
+            }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        switch error as? NIOWebSocketError {
+        case .invalidFrameLength?:
+            self.close(.messageTooLarge, "A frame is larger than \(self.maxMessageBytes) bytes.", context: context)
+        case .fragmentedControlFrame?, .multiByteControlFrameLength?:
+            self.close(.protocolError, "Control frames must be whole and at most 125 bytes.", context: context)
+        case nil:
+            self.logger.debug(
+                "WebSocket failed", metadata: ["client.id": "\(self.clientID)", "error": "\(error)"])
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: Reading
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = Self.unwrapInboundIn(data)
+        self.heardSinceHeartbeat = true
+        guard !self.isClosing else { return }
+        guard frame.maskKey != nil else {
+            return self.close(.protocolError, "Client frames must be masked.", context: context)
+        }
+        guard !frame.rsv1, !frame.rsv2, !frame.rsv3 else {
+            return self.close(.protocolError, "Reserved bits are set but no extension was agreed.", context: context)
+        }
+        switch frame.opcode {
+        case .text, .binary:
+            guard self.message == nil else {
+                return self.close(
+                    .protocolError, "A new message began before the last one's final fragment.", context: context)
+            }
+            self.message = PartialMessage(isText: frame.opcode == .text, bytes: frame.unmaskedData)
+            self.messageGrew(final: frame.fin, context: context)
+        case .continuation:
+            guard self.message != nil else {
+                return self.close(.protocolError, "A continuation frame came without a message.", context: context)
+            }
+            var fragment = frame.unmaskedData
+            self.message!.bytes.writeBuffer(&fragment)
+            self.messageGrew(final: frame.fin, context: context)
+        case .ping:
+            self.writeControl(opcode: 0xA, payload: frame.unmaskedData, context: context)
+        case .pong:
+            break
+        case .connectionClose:
+            self.closeRequested(frame.unmaskedData, context: context)
+        default:
+            self.close(.protocolError, "Unknown opcode.", context: context)
+        }
+    }
+
+    private func messageGrew(final: Bool, context: ChannelHandlerContext) {
+        guard let message = self.message else { return }
+        guard message.bytes.readableBytes <= self.maxMessageBytes else {
+            self.message = nil
+            return self.close(
+                .messageTooLarge, "A message may be at most \(self.maxMessageBytes) bytes.", context: context)
+        }
+        guard final else { return }
+        self.message = nil
+        guard message.isText else {
+            let error = APIError(.badRequest, "unsupported_data", "Send text messages: one JSON object each.")
+            return self.write(WebSocketReply.error(error, ref: nil), context: context)
+        }
+        guard let text = String(validating: message.bytes.readableBytesView, as: UTF8.self) else {
+            return self.close(.dataInconsistentWithMessage, "A text message is not valid UTF-8.", context: context)
+        }
+        self.handle(WebSocketMessage.decode(text), context: context)
+    }
+
+    private func closeRequested(_ payload: ByteBuffer, context: ChannelHandlerContext) {
+        var payload = payload
+        guard payload.readableBytes >= 2, let code = payload.readInteger(as: UInt16.self) else {
+            return self.close(.normalClosure, "", context: context)
+        }
+        // Codes a peer may send (RFC 6455 §7.4); anything else is a protocol error.
+        let isValid =
+            (1000...1011).contains(code) && ![1004, 1005, 1006].contains(code) || (3000...4999).contains(code)
+        guard isValid, String(validating: payload.readableBytesView, as: UTF8.self) != nil else {
+            return self.close(.protocolError, "The close frame's code or reason is invalid.", context: context)
+        }
+        self.close(WebSocketErrorCode(codeNumber: Int(code)), "", context: context)
+    }
+
+    // MARK: Messages
+
+    private func handle(_ message: WebSocketMessage, context: ChannelHandlerContext) {
+        let request: WebSocketMessage.Request
+        switch message.request {
+        case .success(let success): request = success
+        case .failure(let error): return self.write(WebSocketReply.error(error, ref: message.ref), context: context)
+        }
+        switch request {
+        case .ping:
+            self.write(WebSocketReply.pong(ref: message.ref), context: context)
+        case .publish(let fields):
+            do {
+                let result = try self.api.publish(fields, idempotencyKey: nil)
+                self.write(WebSocketReply.ack(ref: message.ref, id: result.id), context: context)
+            } catch {
+                self.write(WebSocketReply.error(error, ref: message.ref), context: context)
+            }
+        case .subscribe(let selectors, let lastEventID):
+            let added = selectors.filter { !self.selectors.contains($0) }
+            self.changeSelectors(
+                to: self.selectors + added, replaying: added, after: lastEventID, ref: message.ref, context: context)
+        case .unsubscribe(let selectors):
+            self.changeSelectors(
+                to: self.selectors.filter { !selectors.contains($0) }, replaying: [], after: nil, ref: message.ref,
+                context: context)
+        }
+    }
+
+    private func changeSelectors(
+        to new: [TopicSelector], replaying added: [TopicSelector], after lastEventID: String?, ref: JSONValue?,
+        context: ChannelHandlerContext
+    ) {
+        let start: SubscriptionStart
+        do {
+            start = try self.broker.changeSelectors0(
+                self, from: self.selectors, to: new, replaying: added, after: lastEventID, on: context.eventLoop)
+        } catch {
+            return self.write(WebSocketReply.error(APIError(error), ref: ref), context: context)
+        }
+        if !added.isEmpty, start.handoffID > self.lastLiveID {
+            self.boundaries.append(
+                Boundary(
+                    handoffID: start.handoffID, selectorsBefore: self.selectors,
+                    replayed: Set(start.replay.lazy.map(\.id))))
+        }
+        self.selectors = new
+        self.write(WebSocketReply.ack(ref: ref, topics: new), context: context)
+        if let gap = start.gap { self.write(WebSocketReply.gap(gap), context: context) }
+        guard !start.replay.isEmpty else { return }
+        self.queueReplay(start.replay, context: context)
+        switch self.stateMachine.replayQueued(events: start.replay.count) {
+        case .drainQueue: self.drainQueue(context: context)
+        case .none: break
+        }
+    }
+
+    // MARK: Delivering
+
+    /// Hot path. The event's frame is shared by every WebSocket on this loop: never mutate it.
+    func deliver(_ event: BrokerEvent) -> Bool {
+        guard let context = self.context, !self.isClosing, event.id > self.lastLiveID else { return false }
+        self.lastLiveID = event.id
+        if let last = self.boundaries.last {
+            if event.id > last.handoffID {
+                self.boundaries.removeAll()
+            } else if !self.isOwed(event) {
+                return false
+            }
+        }
+        let frame = event.webSocketFrame(allocator: context.channel.allocator)
+        switch self.stateMachine.eventPublished(bytes: frame.readableBytes) {
+        case .write:
+            context.write(Self.wrapOutboundOut(frame), promise: nil)
+            defer { self.hasUnflushedWrites = true }
+            return !self.hasUnflushedWrites
+        case .enqueue:
+            self.enqueue(frame, isLive: true)
+        case .closeSlowConsumer:
+            self.closeSlowConsumer(context: context)
+        case .none:
+            break
+        }
+        return false
+    }
+
+    /// Whether a delivery queued before a change of selectors is owed: the selectors before the change match it
+    /// (broadcasts and direct messages always do) and no replay since has sent it.
+    private func isOwed(_ event: BrokerEvent) -> Bool {
+        guard let boundary = self.boundaries.first(where: { event.id <= $0.handoffID }) else { return true }
+        for later in self.boundaries where event.id <= later.handoffID && later.replayed.contains(event.id) {
+            return false
+        }
+        return event.topics.isEmpty || event.topics == [.broadcast] || event.isSelected(by: boundary.selectorsBefore)
+    }
+
+    func flush() {
+        guard self.hasUnflushedWrites, let context = self.context else { return }
+        self.hasUnflushedWrites = false
+        context.flush()
+    }
+
+    func heartbeat() {
+        guard let context = self.context, !self.isClosing else { return }
+        if self.heardSinceHeartbeat {
+            self.heardSinceHeartbeat = false
+            self.isPingOutstanding = false
+            return
+        }
+        if self.isPingOutstanding {
+            self.logger.info("Closing unresponsive WebSocket", metadata: ["client.id": "\(self.clientID)"])
+            self.isClosing = true
+            self.unsubscribe(context: context)
+            context.close(promise: nil)
+            return
+        }
+        switch self.stateMachine.heartbeatDue() {
+        case .write:
+            self.isPingOutstanding = true
+            self.writeControl(opcode: 0x9, payload: ByteBuffer(), context: context)
+        case .none:
+            break
+        }
+    }
+
+    // MARK: Writing
+
+    /// Sends one text message, in order behind anything queued.
+    private func write(_ text: String, context: ChannelHandlerContext) {
+        let frame = Self.textFrame(text, context: context)
+        switch self.stateMachine.eventPublished(bytes: frame.readableBytes) {
+        case .write:
+            self.hasUnflushedWrites = false
+            context.writeAndFlush(Self.wrapOutboundOut(frame), promise: nil)
+        case .enqueue:
+            self.enqueue(frame, isLive: true)
+        case .closeSlowConsumer:
+            self.closeSlowConsumer(context: context)
+        case .none:
+            break
+        }
+    }
+
+    private static func textFrame(_ text: String, context: ChannelHandlerContext) -> ByteBuffer {
+        WebSocketEventFrame.frame(opcode: 0x1, payload: ByteBuffer(string: text), allocator: context.channel.allocator)
+    }
+
+    /// Control frames may go between a message's frames, so they skip the queue.
+    private func writeControl(opcode: UInt8, payload: ByteBuffer, context: ChannelHandlerContext) {
+        let frame = WebSocketEventFrame.frame(opcode: opcode, payload: payload, allocator: context.channel.allocator)
+        self.hasUnflushedWrites = false
+        context.writeAndFlush(Self.wrapOutboundOut(frame), promise: nil)
+    }
+
+    private func enqueue(_ frame: ByteBuffer, isLive: Bool) {
+        self.queue = self.queue ?? CircularBuffer(initialCapacity: 16)
+        self.queue!.append((frame, isLive))
+    }
+
+    private func queueReplay(_ events: [BrokerEvent], context: ChannelHandlerContext) {
+        for event in events { self.enqueue(event.webSocketFrame(allocator: context.channel.allocator), isLive: false) }
+    }
+
+    private func drainQueue(context: ChannelHandlerContext) {
+        var frames = 0
+        var liveBytes = 0
+        while context.channel.isWritable, let next = self.queue?.popFirst() {
+            context.write(Self.wrapOutboundOut(next.frame), promise: nil)
+            frames += 1
+            if next.isLive { liveBytes += next.frame.readableBytes }
+        }
+        if self.queue?.isEmpty == true { self.queue = nil }
+        self.hasUnflushedWrites = false
+        context.flush()
+        self.stateMachine.drained(events: frames, liveBytes: liveBytes, isWritable: context.channel.isWritable)
+    }
+
+    private func closeSlowConsumer(context: ChannelHandlerContext) {
+        self.logger.info(
+            "Closing slow consumer",
+            metadata: ["client.id": "\(self.clientID)", "queued.frames": "\(self.queue?.count ?? 0)"])
+        self.queue = nil
+        self.isClosing = true
+        self.unsubscribe(context: context)
+        context.close(promise: nil)
+    }
+
+    /// Sends a close frame with `code` and `reason` (ahead of anything queued), then closes the connection.
+    private func close(_ code: WebSocketErrorCode, _ reason: String, context: ChannelHandlerContext) {
+        guard !self.isClosing else { return }
+        self.isClosing = true
+        self.queue = nil
+        self.message = nil
+        self.unsubscribe(context: context)
+        var payload = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
+        payload.writeInteger(UInt16(webSocketErrorCode: code))
+        payload.writeString(String(reason.utf8.prefix(123)) ?? "")
+        let frame = WebSocketEventFrame.frame(opcode: 0x8, payload: payload, allocator: context.channel.allocator)
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(Self.wrapOutboundOut(frame)).whenComplete { _ in bound.value.close(promise: nil) }
+    }
+
+    private func unsubscribe(context: ChannelHandlerContext) {
+        guard self.isSubscribed else { return }
+        self.isSubscribed = false
+        self.broker.unsubscribe0(self, selectors: self.selectors, on: context.eventLoop)
+    }
+}
+
+@available(*, unavailable)
+extension WebSocketHandler: Sendable {}
