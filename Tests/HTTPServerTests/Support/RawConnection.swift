@@ -126,7 +126,7 @@ final class RawConnection {
         }
     }
 
-    private func readBytes(_ count: Int, deadline: ContinuousClock.Instant) throws -> [UInt8] {
+    func readBytes(_ count: Int, deadline: ContinuousClock.Instant) throws -> [UInt8] {
         while self.buffer.count < count {
             guard try self.readMore(timeout: max(.milliseconds(1), deadline - .now)) else {
                 throw TimedOut(description: "connection closed with \(self.buffer.count) of \(count) bytes")
