@@ -323,9 +323,9 @@ public final class Broker: Sendable {
     /// Changes what a subscriber registered with `subscribe0` selects, and returns what to replay for the selectors
     /// it adds. Must run on its loop.
     ///
-    /// Live deliveries for ids above `handoffID` follow the new selectors. Deliveries already queued behind this
-    /// call (ids up to `handoffID`) reach the subscriber if the new selectors match them, so it must drop those that
-    /// only the added selectors match, and those the replay holds.
+    /// Before the change takes effect, every delivery already queued for this loop (ids up to `handoffID`) is
+    /// delivered, under the old selectors, during this call: the subscriber can merge those with the replay in id
+    /// order. Live deliveries after the call have ids above `handoffID` and follow the new selectors.
     /// - Parameters:
     ///   - old: The selectors it was registered with.
     ///   - new: All its selectors from now on (possibly none).
@@ -341,7 +341,8 @@ public final class Broker: Sendable {
             preconditionFailure("event loop \(eventLoop) does not belong to this broker")
         }
         try self.validate(new, allowNone: true)
-        let start = self.state.withLockedValue { state -> Result<SubscriptionStart, BrokerError> in
+        let result = self.state.withLockedValue {
+            state -> Result<(SubscriptionStart, [SubscriberShard.Item]), BrokerError> in
             if state.isShuttingDown {
                 return .failure(BrokerError(.shuttingDown, "The broker is shutting down; reconnect shortly."))
             }
@@ -353,8 +354,7 @@ public final class Broker: Sendable {
                 .init(
                     shardIndex: client.shardIndex, selectors: new, transport: client.transport,
                     userID: client.userID))
-            shard.remove0(subscriber, selectors: old)
-            shard.add0(subscriber, selectors: new)
+            let pending = shard.takePending()
             let handoff = state.ids.lastIssued ?? EventID(rawValue: state.ids.floor.rawValue - 1)
             var replay: [BrokerEvent] = []
             var gap: HistoryGap?
@@ -362,9 +362,14 @@ public final class Broker: Sendable {
                 (replay, gap) = self.resumePlan(
                     state: state, selectors: added, lastEventID: lastEventID, includeBroadcast: false, limit: .max)
             }
-            return .success(SubscriptionStart(replay: replay, gap: gap, handoffID: handoff))
+            return .success((SubscriptionStart(replay: replay, gap: gap, handoffID: handoff), pending))
         }
-        return try start.get()
+        let (start, pending) = try result.get()
+        // Still on the loop, so nothing is delivered between these steps.
+        shard.deliver0(pending)
+        shard.remove0(subscriber, selectors: old)
+        shard.add0(subscriber, selectors: new)
+        return start
     }
 
     private func validate(_ selectors: [TopicSelector], allowNone: Bool = false) throws(BrokerError) {

@@ -99,6 +99,15 @@ public final class SubscriberShard: @unchecked Sendable {
         }
     }
 
+    /// Takes the queued items without delivering them. The bus calls it under its lock, so no item with an id up to
+    /// the last one issued can be queued after it; it then hands them to ``deliver0(_:)``.
+    func takePending() -> [Item] {
+        self.inbox.withLockedValue { inbox in
+            defer { inbox.items.removeAll(keepingCapacity: true) }
+            return inbox.items
+        }
+    }
+
     /// Hot path: delivers every queued item to the subscribers on this loop, then flushes each touched one once.
     func deliverPending0() {
         self.eventLoop.assertInEventLoop()
@@ -106,6 +115,19 @@ public final class SubscriberShard: @unchecked Sendable {
             swap(&inbox.items, &self.batch)
             inbox.isScheduled = false
         }
+        self.deliverBatch0()
+    }
+
+    /// Delivers `items` (taken with ``takePending()``) now, before the queued task would have.
+    func deliver0(_ items: [Item]) {
+        self.eventLoop.assertInEventLoop()
+        guard !items.isEmpty else { return }
+        precondition(self.batch.isEmpty, "a batch is being delivered")
+        self.batch = items
+        self.deliverBatch0()
+    }
+
+    private func deliverBatch0() {
         for item in self.batch {
             switch item {
             case .event(let event): self.deliver0(event)

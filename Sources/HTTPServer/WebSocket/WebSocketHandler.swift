@@ -20,20 +20,13 @@ import NIOWebSocket
 /// Liveness: at each of its loop's heartbeats a connection the client has sent nothing on since the last one gets a
 /// ping; if it still sends nothing (not even the pong) by the next heartbeat, it is closed.
 ///
-/// Subscribing to more topics later replays their history after `lastEventId`. Deliveries already queued for this
-/// loop when that happened (ids up to the change's handoff id) are sent only if the selectors from before the change
-/// match them and the replay does not hold them: no gap, no duplicate.
+/// Subscribing to more topics later replays their history after `lastEventId`, merged in id order with the deliveries
+/// that were already queued for the connection, and without the events it already had: an event also on a topic the
+/// connection was following since before that event is not replayed again. No gap, no duplicate.
 /// Loop-confined: every method runs on the channel's event loop.
 final class WebSocketHandler: ChannelInboundHandler, Subscriber {
     typealias InboundIn = WebSocketFrame
     typealias OutboundOut = ByteBuffer
-
-    /// A change of selectors whose queued deliveries may still arrive.
-    private struct Boundary {
-        let handoffID: EventID
-        let selectorsBefore: [TopicSelector]
-        let replayed: Set<EventID>
-    }
 
     /// A message whose frames have not all arrived.
     private struct PartialMessage {
@@ -54,7 +47,10 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
     private var isClosing = false
     /// The newest id delivered live (or skipped as not owed); older or equal deliveries are duplicates.
     private var lastLiveID = EventID.zero
-    private var boundaries: [Boundary] = []
+    /// For each selector, the id after which every event it matches has been sent (live, or by a replay).
+    private var coveredAfter: [TopicSelector: EventID] = [:]
+    /// Deliveries made while the selectors change, to merge with the replay; nil otherwise.
+    private var collected: [BrokerEvent]?
     /// Frames waiting for the socket (a replay, or anything while it is unwritable). Created when first needed.
     private var queue: CircularBuffer<(frame: ByteBuffer, isLive: Bool)>?
     private var hasUnflushedWrites = false
@@ -94,7 +90,6 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
             return
         }
         self.isSubscribed = true
-        self.lastEventID = nil
         // Before the state machine starts, so straight to the socket: nothing can be queued yet.
         context.write(
             Self.wrapOutboundOut(
@@ -105,6 +100,9 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
             context.write(Self.wrapOutboundOut(Self.textFrame(WebSocketReply.gap(gap), context: context)), promise: nil)
         }
         self.lastLiveID = start.handoffID
+        let covered = Self.coverageStart(lastEventID: self.lastEventID, handoffID: start.handoffID)
+        for selector in self.selectors { self.coveredAfter[selector] = covered }
+        self.lastEventID = nil
         self.queueReplay(start.replay, context: context)
         self.stateMachine.started(isWritable: context.channel.isWritable, queuedReplay: start.replay.count)
         self.drainQueue(context: context)
@@ -260,28 +258,65 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
         to new: [TopicSelector], replaying added: [TopicSelector], after lastEventID: String?, ref: JSONValue?,
         context: ChannelHandlerContext
     ) {
+        let old = self.selectors
         let start: SubscriptionStart
+        self.collected = []
         do {
             start = try self.broker.changeSelectors0(
-                self, from: self.selectors, to: new, replaying: added, after: lastEventID, on: context.eventLoop)
+                self, from: old, to: new, replaying: added, after: lastEventID, on: context.eventLoop)
         } catch {
+            self.collected = nil
             return self.write(WebSocketReply.error(APIError(error), ref: ref), context: context)
         }
-        if !added.isEmpty, start.handoffID > self.lastLiveID {
-            self.boundaries.append(
-                Boundary(
-                    handoffID: start.handoffID, selectorsBefore: self.selectors,
-                    replayed: Set(start.replay.lazy.map(\.id))))
+        let collected = self.collected ?? []
+        self.collected = nil
+        // What the old selectors already sent (or just collected) is not replayed again.
+        let replay = start.replay.filter { event in
+            !old.contains { selector in
+                event.id > (self.coveredAfter[selector] ?? .zero) && event.topics.contains(where: selector.matches)
+            }
         }
+        let covered = Self.coverageStart(lastEventID: lastEventID, handoffID: start.handoffID)
+        for selector in added { self.coveredAfter[selector] = covered }
+        for selector in old where !new.contains(selector) { self.coveredAfter[selector] = nil }
         self.selectors = new
         self.write(WebSocketReply.ack(ref: ref, topics: new), context: context)
         if let gap = start.gap { self.write(WebSocketReply.gap(gap), context: context) }
-        guard !start.replay.isEmpty else { return }
-        self.queueReplay(start.replay, context: context)
-        switch self.stateMachine.replayQueued(events: start.replay.count) {
+        let merged = Self.merge(collected, replay)
+        guard !merged.isEmpty else { return }
+        self.queueReplay(merged, context: context)
+        switch self.stateMachine.replayQueued(events: merged.count) {
         case .drainQueue: self.drainQueue(context: context)
         case .none: break
         }
+    }
+
+    /// After which id a selector's events are all sent, once it is subscribed with `lastEventID` at `handoffID`:
+    /// the handoff for live only, the resume id when history was replayed from it, or 0 when the id was not one
+    /// the broker issued (everything retained was replayed).
+    private static func coverageStart(lastEventID: String?, handoffID: EventID) -> EventID {
+        guard let lastEventID else { return handoffID }
+        guard let id = EventID(parsing: lastEventID), id <= handoffID else { return .zero }
+        return id
+    }
+
+    /// Two id-ordered lists without common ids, merged in id order.
+    private static func merge(_ first: [BrokerEvent], _ second: [BrokerEvent]) -> [BrokerEvent] {
+        guard !first.isEmpty else { return second }
+        guard !second.isEmpty else { return first }
+        var merged: [BrokerEvent] = []
+        merged.reserveCapacity(first.count + second.count)
+        var (i, j) = (0, 0)
+        while i < first.count || j < second.count {
+            if j == second.count || (i < first.count && first[i].id < second[j].id) {
+                merged.append(first[i])
+                i += 1
+            } else {
+                merged.append(second[j])
+                j += 1
+            }
+        }
+        return merged
     }
 
     // MARK: Delivering
@@ -290,12 +325,9 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
     func deliver(_ event: BrokerEvent) -> Bool {
         guard let context = self.context, !self.isClosing, event.id > self.lastLiveID else { return false }
         self.lastLiveID = event.id
-        if let last = self.boundaries.last {
-            if event.id > last.handoffID {
-                self.boundaries.removeAll()
-            } else if !self.isOwed(event) {
-                return false
-            }
+        if self.collected != nil {
+            self.collected!.append(event)
+            return false
         }
         let frame = event.webSocketFrame(allocator: context.channel.allocator)
         switch self.stateMachine.eventPublished(bytes: frame.readableBytes) {
@@ -311,16 +343,6 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
             break
         }
         return false
-    }
-
-    /// Whether a delivery queued before a change of selectors is owed: the selectors before the change match it
-    /// (broadcasts and direct messages always do) and no replay since has sent it.
-    private func isOwed(_ event: BrokerEvent) -> Bool {
-        guard let boundary = self.boundaries.first(where: { event.id <= $0.handoffID }) else { return true }
-        for later in self.boundaries where event.id <= later.handoffID && later.replayed.contains(event.id) {
-            return false
-        }
-        return event.topics.isEmpty || event.topics == [.broadcast] || event.isSelected(by: boundary.selectorsBefore)
     }
 
     func flush() {

@@ -40,6 +40,13 @@ extension RawConnection {
     func sendFrame(
         opcode: UInt8, payload: [UInt8], fin: Bool = true, rsv1: Bool = false, masked: Bool = true
     ) throws {
+        try self.send(Self.clientFrame(opcode: opcode, payload: payload, fin: fin, rsv1: rsv1, masked: masked))
+    }
+
+    /// The bytes of one client frame.
+    static func clientFrame(
+        opcode: UInt8, payload: [UInt8], fin: Bool = true, rsv1: Bool = false, masked: Bool = true
+    ) -> [UInt8] {
         var bytes: [UInt8] = [(fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode]
         let maskBit: UInt8 = masked ? 0x80 : 0
         if payload.count < 126 {
@@ -58,7 +65,7 @@ extension RawConnection {
         } else {
             bytes += payload
         }
-        try self.send(bytes)
+        return bytes
     }
 
     func sendText(_ text: String) throws {
