@@ -9,8 +9,11 @@
 public struct BenchConfiguration: Sendable {
     public var host: String
     public var port: Int
-    /// SSE subscribers, spread round-robin over the topics.
+    /// Subscribers, spread round-robin over the topics.
     public var subscribers: Int
+    /// How many of the subscribers use a WebSocket (the first ones, so they too cover the topics evenly); the rest
+    /// use SSE.
+    public var webSocketSubscribers: Int
     public var topics: Int
     /// Events to publish in all (spread round-robin over the topics).
     public var events: Int
@@ -21,6 +24,8 @@ public struct BenchConfiguration: Sendable {
     /// Keep-alive publishing connections.
     public var publishers: Int
     public var subscribePath: String
+    /// The WebSocket subscribers' upgrade path; `{topic}` is replaced.
+    public var webSocketPath: String
     public var publishPath: String
     /// The publish body; `{data}` is the payload (digits, spaces and `x`: it needs no escaping in JSON) and `{topic}`
     /// the topic.
@@ -40,9 +45,10 @@ public struct BenchConfiguration: Sendable {
     public var showProgress: Bool
 
     public init(
-        host: String = "127.0.0.1", port: Int = 8080, subscribers: Int = 100, topics: Int = 1, events: Int = 1000,
-        payloadBytes: Int = 128, rate: Int = 0, publishers: Int = 4,
-        subscribePath: String = "/api/events?topic={topic}", publishPath: String = "/api/events/publish?topic={topic}",
+        host: String = "127.0.0.1", port: Int = 8080, subscribers: Int = 100, webSocketSubscribers: Int = 0,
+        topics: Int = 1, events: Int = 1000, payloadBytes: Int = 128, rate: Int = 0, publishers: Int = 4,
+        subscribePath: String = "/api/events?topic={topic}", webSocketPath: String = "/api/ws?topic={topic}",
+        publishPath: String = "/api/events/publish?topic={topic}",
         bodyTemplate: String = "{data}", contentType: String = "text/plain", pids: [Int32] = [],
         connectConcurrency: Int = 256, drainTimeout: Duration = .seconds(10), topicPrefix: String = "bench",
         threads: Int = 1, showProgress: Bool = true
@@ -50,12 +56,14 @@ public struct BenchConfiguration: Sendable {
         self.host = host
         self.port = port
         self.subscribers = subscribers
+        self.webSocketSubscribers = min(max(0, webSocketSubscribers), subscribers)
         self.topics = max(1, topics)
         self.events = events
         self.payloadBytes = payloadBytes
         self.rate = rate
         self.publishers = max(1, publishers)
         self.subscribePath = subscribePath
+        self.webSocketPath = webSocketPath
         self.publishPath = publishPath
         self.bodyTemplate = bodyTemplate
         self.contentType = contentType

@@ -3,6 +3,7 @@ import Histogram
 /// The outcome of a run, as a table for people and one JSON line for scripts.
 public struct BenchReport: Sendable {
     public var subscribers = 0
+    public var webSocketSubscribers = 0
     public var connected = 0
     public var topics = 0
     public var eventsPublished = 0
@@ -57,7 +58,8 @@ public struct BenchReport: Sendable {
     /// One line of JSON, stable keys, for scripts.
     public var json: String {
         var fields: [String] = [
-            "\"subscribers\":\(self.subscribers)", "\"connected\":\(self.connected)", "\"topics\":\(self.topics)",
+            "\"subscribers\":\(self.subscribers)", "\"webSocketSubscribers\":\(self.webSocketSubscribers)",
+            "\"connected\":\(self.connected)", "\"topics\":\(self.topics)",
             "\"eventsPublished\":\(self.eventsPublished)", "\"publishFailures\":\(self.publishFailures)",
             "\"deliveriesExpected\":\(self.deliveriesExpected)", "\"deliveriesReceived\":\(self.deliveriesReceived)",
             "\"lost\":\(self.lost)", "\"duplicates\":\(self.duplicates)", "\"outOfOrder\":\(self.outOfOrder)",
@@ -77,7 +79,7 @@ public struct BenchReport: Sendable {
     /// A short table for people.
     public var text: String {
         var lines = [
-            "subscribers connected  \(self.connected) of \(self.subscribers) on \(self.topics) topic(s)",
+            "subscribers connected  \(self.connected) of \(self.subscribers) (\(self.webSocketSubscribers) WebSocket) on \(self.topics) topic(s)",
             "events published       \(self.eventsPublished) (\(self.publishFailures) refused), \(Self.fixed(self.publishesPerSecond))/s",
             "deliveries             \(self.deliveriesReceived) of \(self.deliveriesExpected) expected: \(self.lost) lost, \(self.duplicates) duplicated or out of order",
             "deliveries per second  \(Self.fixed(self.deliveriesPerSecond))",

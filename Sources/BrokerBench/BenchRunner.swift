@@ -42,6 +42,7 @@ public struct BenchRunner: Sendable {
         let counter = DeliveryCounter()
         var report = BenchReport()
         report.subscribers = configuration.subscribers
+        report.webSocketSubscribers = configuration.webSocketSubscribers
         report.topics = configuration.topics
         let before = ProcessSample.read(configuration.pids)
         report.brokerResidentBytesBefore = before?.residentBytes
@@ -165,8 +166,10 @@ public struct BenchRunner: Sendable {
         stats: [ObjectIdentifier: NIOLoopBoundBox<LoopStats>], counter: DeliveryCounter
     ) async throws -> any Channel {
         let connected = group.next().makePromise(of: Void.self)
+        let transport: SubscriberHandler.Transport = index < configuration.webSocketSubscribers ? .webSocket : .sse
         let path = configuration.path(
-            configuration.subscribePath, topic: configuration.topic(index % configuration.topics))
+            transport == .sse ? configuration.subscribePath : configuration.webSocketPath,
+            topic: configuration.topic(index % configuration.topics))
         let channel = try await ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(10))
@@ -174,7 +177,8 @@ public struct BenchRunner: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
                         SubscriberHandler(
-                            path: path, host: configuration.host, stats: stats[ObjectIdentifier(channel.eventLoop)]!,
+                            transport: transport, path: path, host: configuration.host,
+                            stats: stats[ObjectIdentifier(channel.eventLoop)]!,
                             connected: connected, counter: counter))
                 }
             }

@@ -173,16 +173,22 @@ extension EventStreamScanner {
     /// - Returns: The numbers, or nil when the line is not an event's data line.
     static func parseDataLine(_ line: UnsafeRawBufferPointer) -> DataLine? {
         guard line.count > Self.dataPrefix.count, line.starts(with: Self.dataPrefix) else { return nil }
-        var index = Self.dataPrefix.count
+        return Self.parseNumbers(line, from: Self.dataPrefix.count)
+    }
+
+    /// Parses `<publisher> <sequence> <sent ns>` from `start`: three decimal numbers separated by single spaces,
+    /// anything after the third ignored.
+    static func parseNumbers(_ bytes: UnsafeRawBufferPointer, from start: Int) -> DataLine? {
+        var index = start
         func number() -> Int? {
             var value = 0
             var digits = 0
-            while index < line.count, line[index] >= UInt8(ascii: "0"), line[index] <= UInt8(ascii: "9") {
-                value = value &* 10 &+ Int(line[index] &- UInt8(ascii: "0"))
+            while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") {
+                value = value &* 10 &+ Int(bytes[index] &- UInt8(ascii: "0"))
                 index += 1
                 digits += 1
             }
-            if index < line.count, line[index] == UInt8(ascii: " ") { index += 1 }
+            if index < bytes.count, bytes[index] == UInt8(ascii: " ") { index += 1 }
             return digits > 0 && digits <= Self.maximumDigits ? value : nil
         }
         guard let publisher = number(), let sequence = number(), let sent = number() else { return nil }

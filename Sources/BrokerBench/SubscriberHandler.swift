@@ -1,9 +1,10 @@
 import NIOCore
 
-/// One SSE subscriber of the bench. It speaks just enough HTTP/1.1 to stay cheap, so the load generator is not the
-/// bottleneck: it writes the `GET`, checks the status line, then hands the body to an ``EventStreamScanner``, which
-/// decodes its chunk framing (or takes the body as it comes when it is not chunked) and finds the lines without
-/// building strings.
+/// One subscriber of the bench, over SSE or WebSocket. It speaks just enough HTTP/1.1 to stay cheap, so the load
+/// generator is not the bottleneck: it writes the `GET` (an upgrade request for a WebSocket), checks the status line
+/// (`200` or `101`), then hands what follows to an ``EventStreamScanner``, which decodes the SSE body's chunk framing
+/// and finds its lines, or to a ``WebSocketFrameScanner``, which finds the frames; neither builds strings. A
+/// WebSocket subscriber answers the broker's pings, so it is never closed as unresponsive.
 ///
 /// Each event's data starts with `<publisher> <sequence> <send time, ns> `: the handler records the latency, and
 /// checks that each publisher's sequence on its topic only moves forward (a step back is a duplicate or a reorder).
@@ -23,6 +24,13 @@ final class SubscriberHandler: ChannelInboundHandler {
         case done
     }
 
+    /// How a bench subscriber connects.
+    enum Transport: Sendable {
+        case sse
+        case webSocket
+    }
+
+    private let transport: Transport
     private let request: ByteBuffer
     private let stats: NIOLoopBoundBox<LoopStats>
     private let connected: EventLoopPromise<Void>
@@ -31,15 +39,30 @@ final class SubscriberHandler: ChannelInboundHandler {
     private var head: [UInt8] = []
     /// Replaced when the head ends, by one that knows whether the body is chunked.
     private var scanner = EventStreamScanner(chunked: false)
+    private var frameScanner = WebSocketFrameScanner()
     private var nextSequence: [Int] = []
     private static let headTerminator: [UInt8] = Array("\r\n\r\n".utf8)
     private static let maximumHeadBytes = 16384
 
+    /// A masked, empty pong frame.
+    private static let pong = ByteBuffer(bytes: [0x8A, 0x80, 0x11, 0x22, 0x33, 0x44])
+
     init(
-        path: String, host: String, stats: NIOLoopBoundBox<LoopStats>, connected: EventLoopPromise<Void>,
-        counter: DeliveryCounter
+        transport: Transport = .sse, path: String, host: String, stats: NIOLoopBoundBox<LoopStats>,
+        connected: EventLoopPromise<Void>, counter: DeliveryCounter
     ) {
-        self.request = ByteBuffer(string: "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nAccept: text/event-stream\r\n\r\n")
+        self.transport = transport
+        switch transport {
+        case .sse:
+            self.request = ByteBuffer(
+                string: "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nAccept: text/event-stream\r\n\r\n")
+        case .webSocket:
+            let key = (0..<16).map { _ in UInt8.random(in: 0...255) }
+            self.request = ByteBuffer(
+                string:
+                    "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: \(Self.base64(key))\r\n\r\n")
+        }
         self.stats = stats
         self.connected = connected
         self.counter = counter
@@ -84,7 +107,8 @@ final class SubscriberHandler: ChannelInboundHandler {
         self.head = []
         let statusLine = text.prefix { $0 != "\r" }
         let parts = statusLine.split(separator: " ")
-        guard parts.count >= 2, parts[1] == "200" else {
+        let expected = self.transport == .sse ? "200" : "101"
+        guard parts.count >= 2, parts[1] == Substring(expected) else {
             self.fail(context: context, "subscribe answered '\(statusLine)'")
             return
         }
@@ -100,16 +124,34 @@ final class SubscriberHandler: ChannelInboundHandler {
         let now = NIODeadline.now().uptimeNanoseconds
         let stats = self.stats.value
         var delivered = 0
-        do {
-            try self.scanner.feed(bytes) { line in
-                guard let event = EventStreamScanner.parseDataLine(line) else { return }
-                self.record(event, now: now, stats: stats)
-                delivered += 1
+        switch self.transport {
+        case .sse:
+            do {
+                try self.scanner.feed(bytes) { line in
+                    guard let event = EventStreamScanner.parseDataLine(line) else { return }
+                    self.record(event, now: now, stats: stats)
+                    delivered += 1
+                }
+            } catch {
+                switch error {
+                case .badChunkSize: self.fail(context: context, "bad chunk size")
+                }
             }
-        } catch {
-            switch error {
-            case .badChunkSize: self.fail(context: context, "bad chunk size")
+        case .webSocket:
+            var pings = 0
+            do {
+                try self.frameScanner.feed(bytes) { opcode, payload in
+                    if opcode == 0x9 { pings += 1 }
+                    guard opcode == 0x1, let event = WebSocketFrameScanner.parseEventMessage(payload) else { return }
+                    self.record(event, now: now, stats: stats)
+                    delivered += 1
+                }
+            } catch {
+                switch error {
+                case .maskedServerFrame: self.fail(context: context, "masked server frame")
+                }
             }
+            for _ in 0..<pings { context.writeAndFlush(Self.wrapOutboundOut(Self.pong), promise: nil) }
         }
         if delivered > 0 {
             stats.received += delivered
@@ -129,6 +171,21 @@ final class SubscriberHandler: ChannelInboundHandler {
         } else {
             self.nextSequence[event.publisher] = event.sequence + 1
         }
+    }
+
+    private static func base64(_ bytes: [UInt8]) -> String {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+        var text = ""
+        var index = 0
+        while index < bytes.count {
+            let chunk = bytes[index..<min(index + 3, bytes.count)]
+            let value = chunk.enumerated().reduce(0) { $0 | Int($1.element) << (16 - 8 * $1.offset) }
+            for position in 0..<4 {
+                text.append(position <= chunk.count ? alphabet[(value >> (18 - 6 * position)) & 0x3F] : "=")
+            }
+            index += 3
+        }
+        return text
     }
 
     private func fail(context: ChannelHandlerContext, _ reason: String) {

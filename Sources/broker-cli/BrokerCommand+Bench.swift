@@ -24,6 +24,12 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "SSE subscribers to open.")
     var subscribers = 100
 
+    @Option(help: "How many of the subscribers use a WebSocket instead of SSE.")
+    var wsSubscribers = 0
+
+    @Option(help: "WebSocket upgrade path template; {topic} is replaced.")
+    var wsPath = "/api/ws?topic={topic}"
+
     @Option(help: "Topics the subscribers and events are spread over.")
     var topics = 1
 
@@ -70,8 +76,10 @@ struct Bench: AsyncParsableCommand {
     var json = false
 
     func validate() throws {
-        for (name, value) in [("--subscribers", self.subscribers), ("--events", self.events), ("--rate", self.rate)]
-        where value < 0 {
+        for (name, value) in [
+            ("--subscribers", self.subscribers), ("--ws-subscribers", self.wsSubscribers), ("--events", self.events),
+            ("--rate", self.rate),
+        ] where value < 0 {
             throw ValidationError("\(name) must be 0 or more.")
         }
         for (name, value) in [
@@ -79,6 +87,9 @@ struct Bench: AsyncParsableCommand {
             ("--connect-concurrency", self.connectConcurrency),
         ] where value < 1 {
             throw ValidationError("\(name) must be at least 1.")
+        }
+        guard self.wsSubscribers <= self.subscribers else {
+            throw ValidationError("--ws-subscribers cannot exceed --subscribers.")
         }
         guard self.size >= 48 else { throw ValidationError("--size must be at least 48 bytes (the bench's header).") }
         _ = try self.brokerURL()
@@ -95,8 +106,9 @@ struct Bench: AsyncParsableCommand {
     func run() async throws {
         let url = try self.brokerURL()
         let configuration = BenchConfiguration(
-            host: url.host, port: url.port, subscribers: self.subscribers, topics: self.topics, events: self.events,
-            payloadBytes: self.size, rate: self.rate, publishers: self.publishers, subscribePath: self.subscribePath,
+            host: url.host, port: url.port, subscribers: self.subscribers, webSocketSubscribers: self.wsSubscribers,
+            topics: self.topics, events: self.events, payloadBytes: self.size, rate: self.rate,
+            publishers: self.publishers, subscribePath: self.subscribePath, webSocketPath: self.wsPath,
             publishPath: self.publishPath, bodyTemplate: self.body, contentType: self.contentType, pids: self.pid,
             connectConcurrency: self.connectConcurrency, drainTimeout: .seconds(self.drainTimeout),
             topicPrefix: self.topicPrefix ?? "bench-\(UInt32.random(in: 0...UInt32.max))", threads: self.threads,
