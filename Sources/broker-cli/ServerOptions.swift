@@ -39,6 +39,12 @@ struct ServerOptions: ParsableArguments {
 
     @Option(
         help:
+            "Largest message a WebSocket client may send, e.g. 64KiB. (env: BROKER_MAX_WS_MESSAGE, default: the body limit + 4KiB)"
+    )
+    var maxWsMessage: String?
+
+    @Option(
+        help:
             "Unflushed bytes after which a subscriber is cut as a slow consumer. (env: BROKER_SLOW_CONSUMER_CAP, default: 4MiB)"
     )
     var slowConsumerCap: String?
@@ -105,6 +111,13 @@ struct ServerOptions: ParsableArguments {
             let bytes = try Self.bytes(text, "--max-body")
             guard bytes >= 1 else { throw ValidationError("--max-body must be at least 1 byte.") }
             configuration.maxBodyBytes = bytes
+        }
+        // A WebSocket publish carries the same body as a REST one, plus its message fields.
+        configuration.maxWebSocketMessageBytes = configuration.maxBodyBytes + 4096
+        if let text = self.value(self.maxWsMessage, "BROKER_MAX_WS_MESSAGE") {
+            let bytes = try Self.bytes(text, "--max-ws-message")
+            guard bytes >= 125 else { throw ValidationError("--max-ws-message must be at least 125 bytes.") }
+            configuration.maxWebSocketMessageBytes = bytes
         }
         if let text = self.value(self.slowConsumerCap, "BROKER_SLOW_CONSUMER_CAP") {
             let bytes = try Self.bytes(text, "--slow-consumer-cap")
