@@ -9,6 +9,7 @@ public struct BrokerClientError: Error, Hashable, Sendable, CustomStringConverti
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Value: Hashable, Sendable {
             case connectionFailed, timeout, idleTimeout, connectionClosed, unexpectedResponse, responseTooLarge
+            case invalidMessage
         }
 
         private let value: Value
@@ -25,6 +26,9 @@ public struct BrokerClientError: Error, Hashable, Sendable, CustomStringConverti
         public static let idleTimeout = Code(.idleTimeout)
         /// The server closed the connection before the response was complete.
         public static let connectionClosed = Code(.connectionClosed)
+        /// A WebSocket message broke the protocol: binary, not UTF-8, badly fragmented or too long (RFC 6455), or not
+        /// a JSON object with a string `type` (the broker's protocol).
+        public static let invalidMessage = Code(.invalidMessage)
         /// The status or content type was not the expected one; see ``BrokerClientError/status``.
         public static let unexpectedResponse = Code(.unexpectedResponse)
         /// The response body was larger than the client accepts.
@@ -38,6 +42,7 @@ public struct BrokerClientError: Error, Hashable, Sendable, CustomStringConverti
             case .connectionClosed: "connection_closed"
             case .unexpectedResponse: "unexpected_response"
             case .responseTooLarge: "response_too_large"
+            case .invalidMessage: "invalid_message"
             }
         }
     }
