@@ -1,9 +1,9 @@
-/// A failure of ``BrokerHTTPClient`` or ``SSEClient``: no connection, a timeout, a connection that closed before
-/// the response was complete, or an answer that was not what was asked for.
+/// A failure of ``BrokerHTTPClient``, ``SSEClient`` or ``WebSocketClient``: no connection, a timeout, a connection
+/// that closed before the response was complete, or an answer that was not what was asked for.
 ///
 /// Codes are `static let`s on ``Code``, so new ones can be added without breaking callers that `switch`.
 /// An ``Code/unexpectedResponse`` carries the HTTP status and the body text, so a caller can show the broker's
-/// `{"error":{"code":…,"message":…}}` answer.
+/// `{"error":{"code":…,"message":…}}` answer; a WebSocket closed by the server carries its close code.
 public struct BrokerClientError: Error, Hashable, Sendable, CustomStringConvertible {
     /// What kind of failure this is.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
@@ -54,12 +54,16 @@ public struct BrokerClientError: Error, Hashable, Sendable, CustomStringConverti
     public var status: Int?
     /// The response body as text (possibly truncated), when there was one.
     public var body: String?
+    /// The status code of the broker's close frame that ended a WebSocket (`1000` normal, `1001` going away, …;
+    /// `1005` when the frame had none), or `nil` when no close frame ended it.
+    public var closeCode: Int?
 
-    public init(_ code: Code, _ message: String, status: Int? = nil, body: String? = nil) {
+    public init(_ code: Code, _ message: String, status: Int? = nil, body: String? = nil, closeCode: Int? = nil) {
         self.code = code
         self.message = message
         self.status = status
         self.body = body
+        self.closeCode = closeCode
     }
 
     /// Whether a reconnecting client should try again. Answers a browser's `EventSource` also treats as final

@@ -111,4 +111,29 @@ import Testing
         #expect(BrokerURL.percentEncoded("caf\u{E9}\n\u{1F389}") == "caf%C3%A9%0A%F0%9F%8E%89")
         #expect(BrokerURL.percentEncoded("") == "")
     }
+
+    @Test func parsesWebSocketURLAsItsHTTPTwin() throws {
+        let url = try BrokerURL(webSocket: " WS://broker.local:8080/api/ws?topic=a%2Fb ")
+        #expect(url == BrokerURL(host: "broker.local", port: 8080, path: "/api/ws", query: "topic=a%2Fb"))
+        #expect(url.webSocketDescription == "ws://broker.local:8080/api/ws?topic=a%2Fb")
+        #expect(try BrokerURL(webSocket: "http://h/api/ws") == BrokerURL(host: "h", path: "/api/ws"))
+        #expect(try BrokerURL(webSocket: "h:81") == BrokerURL(host: "h", port: 81))
+        #expect(try BrokerURL(webSocket: "ws://[::1]:9/x").webSocketDescription == "ws://[::1]:9/x")
+    }
+
+    @Test(arguments: [
+        ("wss://broker.local", "wss is not supported; use a ws:// URL"),
+        ("https://broker.local", "wss is not supported"),
+        ("ftp://broker.local", "unsupported scheme 'ftp'; use a ws:// URL"),
+        ("ws://h:0", "the port '0'"),
+        ("ws://", "the host is missing"),
+    ])
+    func rejectsWhatIsNotAWebSocketURL(_ text: String, _ reason: String) {
+        #expect {
+            try BrokerURL(webSocket: text)
+        } throws: { error in
+            guard let error = error as? BrokerURLError else { return false }
+            return error.url == text && error.description.contains(reason)
+        }
+    }
 }
