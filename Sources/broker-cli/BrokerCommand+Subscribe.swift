@@ -2,36 +2,47 @@ import ArgumentParser
 import BrokerClient
 import Foundation
 
-/// `broker-cli subscribe`: follows `GET /api/events` on a running broker and prints each event as it arrives,
-/// reconnecting after drops and resuming from the last id seen, so no event is lost.
+/// `broker-cli subscribe`: follows `GET /api/events` (or, with `--ws`, the WebSocket at `GET /api/ws`) on a running
+/// broker and prints each event as it arrives, reconnecting after drops and resuming from the last id seen, so no
+/// event is lost.
 ///
 /// ```
 /// [1763780248000001] order.created: {"id":42}                        (default)
 /// {"data":"{\"id\":42}","event":"order.created","id":"1763780248000001"}   (--json)
 /// ```
-/// The broker's `connected` frame is a status line on stderr (`connected as client …`), or a JSON line like the
-/// others with `--json`; other control frames (`gap`) are printed like events but not counted by `--max-events`.
-/// Reconnections are logged to stderr. Every line is written straight to the file descriptor, so pipes see each
-/// event at once.
+/// Both transports print the same lines: ``WebSocketClient`` maps the WebSocket's JSON messages to the
+/// ``SSEMessage``s ``SSEClient`` reads from the event stream. The broker's `connected` frame is a status line on
+/// stderr (`connected as client …`), or a JSON line like the others with `--json`; other control frames (`gap`) are
+/// printed like events but not counted by `--max-events`. Reconnections, and `error` messages over a WebSocket, are
+/// logged to stderr. Every line is written straight to the file descriptor, so pipes see each event at once.
 struct Subscribe: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print events from a running broker as they arrive.",
         discussion: """
-            Connects to GET <url>/api/events?topic=… and prints one line per event. After a dropped connection it \
-            reconnects with backoff (the broker's retry: hint, doubling up to 30 s) and resumes after the last \
-            event id it saw. Stop it with Ctrl-C, or use --max-events.
+            Connects to GET <url>/api/events?topic=… and prints one line per event. With --ws it upgrades \
+            GET <url>/api/ws?topic=… to a WebSocket instead (ws://host:port/api/ws?topic=…) and prints the same \
+            lines. After a dropped connection it reconnects with backoff (the broker's retry: hint, or 1 s over a \
+            WebSocket, doubling up to 30 s) and resumes after the last event id it saw (sent as Last-Event-ID, or as \
+            lastEventId in the WebSocket URL). Stop it with Ctrl-C, or use --max-events.
 
             Examples:
               broker-cli subscribe --topic orders --topic 'audit/**'
               broker-cli subscribe --topic orders --json --max-events 10 | jq .data
+              broker-cli subscribe --ws --topic orders --last-event-id 1763780248000001
             """
     )
 
     @Option(name: .customLong("topic"), help: "A topic or selector (orders/*, orders/**); repeat it for several.")
     var topics: [String]
 
-    @Option(name: .customLong("last-event-id"), help: "Resume after this event id (sent as Last-Event-ID).")
+    @Option(
+        name: .customLong("last-event-id"),
+        help: "Resume after this event id (sent as Last-Event-ID, or as lastEventId with --ws)."
+    )
     var lastEventID: String?
+
+    @Flag(name: .customLong("ws"), help: "Subscribe over a WebSocket (GET /api/ws) instead of Server-Sent Events.")
+    var webSocket = false
 
     @Option(help: "The broker's base URL (default: $BROKER_URL, else \(BrokerURL.defaultString)).")
     var url: String?
@@ -42,7 +53,7 @@ struct Subscribe: AsyncParsableCommand {
     @Option(help: "Exit after this many events (control frames such as 'connected' are not counted).")
     var maxEvents: Int?
 
-    @Option(help: "Reconnect when nothing, not even a heartbeat, arrives for this many seconds; 0 never does.")
+    @Option(help: "Reconnect when nothing, not even a heartbeat or ping, arrives for this many seconds; 0 never does.")
     var idleTimeout: Int = 60
 
     func validate() throws {
@@ -58,50 +69,92 @@ struct Subscribe: AsyncParsableCommand {
         _ = try Publish.brokerURL(self.url)
     }
 
-    func run() async throws {
-        let streamURL = try Publish.brokerURL(self.url)
-            .appendingPath("/api/events")
-            .appendingQueryItems(self.topics.map { (name: "topic", value: $0) })
-        let client = SSEClient(
-            url: streamURL,
-            idleTimeout: self.idleTimeout > 0 ? .seconds(self.idleTimeout) : nil
-        )
+    /// What either client reports, so both are printed by one ``handle(_:_:)``.
+    private enum Update {
+        case connected
+        case message(SSEMessage)
+        case serverError(WebSocketServerError)
+        case disconnected(reason: String, reconnectDelay: Duration)
+    }
+
+    /// What ``handle(_:_:)`` keeps between updates.
+    private struct Progress {
+        /// Events printed so far, control frames not included.
         var counted = 0
         var connections = 0
-        var resumeID = self.lastEventID ?? ""
+        /// The last event id seen, which the client resumes after.
+        var resumeID: String
+    }
+
+    func run() async throws {
+        let baseURL = try Publish.brokerURL(self.url)
+        let idleTimeout: Duration? = self.idleTimeout > 0 ? .seconds(self.idleTimeout) : nil
+        let topicItems = self.topics.map { (name: "topic", value: $0) }
+        let webSocketURL = baseURL.appendingPath("/api/ws").appendingQueryItems(topicItems)
+        let eventStreamURL = baseURL.appendingPath("/api/events").appendingQueryItems(topicItems)
+        var progress = Progress(resumeID: self.lastEventID ?? "")
         do {
-            try await client.run(lastEventID: self.lastEventID) { event in
-                switch event {
-                case .connected:
-                    connections += 1
-                    if connections > 1 {
-                        Publish.printError(
-                            resumeID.isEmpty ? "reconnected" : "reconnected, resuming after id \(resumeID)"
-                        )
+            if self.webSocket {
+                let client = WebSocketClient(url: webSocketURL, idleTimeout: idleTimeout)
+                try await client.run(lastEventID: self.lastEventID) { event in
+                    switch event {
+                    case .connected: try self.handle(.connected, &progress)
+                    case .message(let message): try self.handle(.message(message), &progress)
+                    case .serverError(let error): try self.handle(.serverError(error), &progress)
+                    case .disconnected(let error, let delay):
+                        try self.handle(.disconnected(reason: "\(error)", reconnectDelay: delay), &progress)
                     }
-                case .message(let message):
-                    resumeID = message.lastEventID
-                    try self.show(message)
-                    if message.id != nil {
-                        counted += 1
-                        if let maxEvents = self.maxEvents, counted >= maxEvents {
-                            throw ExitCode.success
-                        }
+                }
+            } else {
+                let client = SSEClient(url: eventStreamURL, idleTimeout: idleTimeout)
+                try await client.run(lastEventID: self.lastEventID) { event in
+                    switch event {
+                    case .connected: try self.handle(.connected, &progress)
+                    case .message(let message): try self.handle(.message(message), &progress)
+                    case .disconnected(let error, let delay):
+                        let reason = error.map { "\($0)" } ?? "the broker ended the stream"
+                        try self.handle(.disconnected(reason: reason, reconnectDelay: delay), &progress)
                     }
-                case .disconnected(let error, let delay):
-                    let reason = error.map { "\($0)" } ?? "the broker ended the stream"
-                    Publish.printError("\(reason); reconnecting in \(Self.format(delay))")
                 }
             }
         } catch let exitCode as ExitCode {
             throw exitCode
-        } catch let error as BrokerClientError where error.code == .unexpectedResponse {
+        } catch let error as BrokerClientError where error.code == .unexpectedResponse && error.status != nil {
             let status = error.status ?? 0
             Publish.printError("error: " + Publish.describeErrorAnswer(status: status, body: error.body ?? ""))
             throw ExitCode(1)
         } catch {
+            let streamURL = self.webSocket ? webSocketURL.webSocketDescription : eventStreamURL.description
             Publish.printError("error: subscribing to \(streamURL) failed: \(error)")
             throw ExitCode(1)
+        }
+    }
+
+    /// Prints one update of either client.
+    /// - Throws: `ExitCode.success` after `--max-events` events, or when standard output is closed.
+    private func handle(_ update: Update, _ progress: inout Progress) throws {
+        switch update {
+        case .connected:
+            progress.connections += 1
+            if progress.connections > 1 {
+                Publish.printError(
+                    progress.resumeID.isEmpty
+                        ? "reconnected" : "reconnected, resuming after id \(progress.resumeID)"
+                )
+            }
+        case .message(let message):
+            progress.resumeID = message.lastEventID
+            try self.show(message)
+            if message.id != nil {
+                progress.counted += 1
+                if let maxEvents = self.maxEvents, progress.counted >= maxEvents {
+                    throw ExitCode.success
+                }
+            }
+        case .serverError(let error):
+            Publish.printError("broker error: \(error)")
+        case .disconnected(let reason, let delay):
+            Publish.printError("\(reason); reconnecting in \(Self.format(delay))")
         }
     }
 
