@@ -50,6 +50,8 @@ public struct WebSocketClient: Sendable {
     /// When set, a connection that reads nothing for this long is dropped with
     /// ``BrokerClientError/Code/idleTimeout``. The broker pings idle connections, so pick a few ping intervals.
     public var idleTimeout: Duration?
+    /// How long ``run(lastEventID:onEvent:)`` waits between connections. The broker sends no `retry:` hint over a
+    /// WebSocket, so each wait starts from ``SSEReconnectPolicy/initialDelay``.
     public var reconnectPolicy: SSEReconnectPolicy
     /// The longest message (all its frames together) accepted; a longer one closes the connection with 1009.
     public var maximumMessageBytes: Int
@@ -225,7 +227,7 @@ public struct WebSocketClient: Sendable {
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .connect(host: url.host, port: url.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        (channel, try self.configure(channel, url: url))
+                        (channel, try self.configure0(channel, url: url))
                     }
                 }
         } catch let error as CancellationError {
@@ -242,9 +244,10 @@ public struct WebSocketClient: Sendable {
         }
     }
 
-    /// Installs the handlers of a connection about to connect to `url`, and returns the handshake's future.
+    /// Installs the handlers of a connection about to connect to `url`, on its event loop, and returns the
+    /// handshake's future.
     /// - Parameter requestKey: The `Sec-WebSocket-Key`; tests pass a fixed one to know the `Sec-WebSocket-Accept`.
-    func configure(
+    func configure0(
         _ channel: any Channel,
         url: BrokerURL,
         requestKey: String = NIOWebSocketClientUpgrader.randomRequestKey()

@@ -28,7 +28,7 @@ import Testing
         client: WebSocketClient
     ) async throws -> (EventLoopFuture<WebSocketHandshakeHandler.Connection>, String) {
         let upgraded = try await channel.eventLoop.submit {
-            try client.configure(channel, url: client.url, requestKey: Self.requestKey)
+            try client.configure0(channel, url: client.url, requestKey: Self.requestKey)
         }.get()
         try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8080))
         var request = ""
