@@ -23,18 +23,21 @@ struct CLITests {
         )
     }
 
-    @Test func subscribePrintsWhatPublishSendsOneJSONObjectALine() async throws {
+    @Test(arguments: [false, true])
+    func subscribePrintsWhatPublishSendsOneJSONObjectALine(overWebSocket: Bool) async throws {
         let server = try await TestServer()
         let url = "http://127.0.0.1:\(server.port)"
         let subscriber = Process()
         let binary: URL = try #require(ShutdownTests.brokerBinary())
         subscriber.executableURL = binary
-        subscriber.arguments = ["subscribe", "--url", url, "--topic", "cli/*", "--json", "--max-events", "3"]
+        subscriber.arguments =
+            ["subscribe", "--url", url, "--topic", "cli/*", "--json", "--max-events", "3"]
+            + (overWebSocket ? ["--ws"] : [])
         let output = Pipe()
         subscriber.standardOutput = output
         subscriber.standardError = Pipe()
         try subscriber.run()
-        #expect(try server.waitUntil { server.broker.stats().connections[.sse] == 1 })
+        #expect(try server.waitUntil { server.broker.stats().connections[overWebSocket ? .webSocket : .sse] == 1 })
 
         var ids: [String] = []
         for (data, extra) in [("one", [String]()), ("two", ["--event", "note"]), (#"{"n":3}"#, ["--json"])] {
