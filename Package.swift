@@ -134,6 +134,7 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            exclude: ["Python"],
             swiftSettings: strictSettings
         ),
     ],

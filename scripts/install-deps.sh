@@ -15,6 +15,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
 fi
 
-python3 - <<'PY' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check openapi-spec-validator pyyaml
-import openapi_spec_validator, yaml
+# websockets: the live WebSocket tests' client (asyncio API with proxy=, 15 or later).
+python3 - <<'PY' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check openapi-spec-validator pyyaml 'websockets>=15'
+import openapi_spec_validator, yaml, websockets
+assert int(websockets.__version__.split(".")[0]) >= 15
 PY
