@@ -37,6 +37,7 @@ public final class BrokerServer: Service, Sendable {
         let api = RESTAPI(broker: self.broker, configuration: self.configuration, startedAt: .now)
         let configuration = self.configuration
         let logger = self.logger
+        let compression = WebSocketCompression(eventLoops: self.group.makeIterator())
         let highWater = max(2, configuration.slowConsumerBytes / 2)
         let channel = try await ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 4096)
@@ -57,7 +58,9 @@ public final class BrokerServer: Service, Sendable {
             .childChannelOption(.writeBufferWaterMark, value: .init(low: highWater / 2, high: highWater))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try HTTPPipeline.configure(channel, api: api, configuration: configuration, logger: logger)
+                    try HTTPPipeline.configure(
+                        channel, api: api, configuration: configuration, webSocketCompression: compression,
+                        logger: logger)
                 }
             }
             .bind(host: self.configuration.host, port: self.configuration.port)

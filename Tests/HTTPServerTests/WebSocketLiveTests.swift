@@ -185,6 +185,17 @@ struct WebSocketLiveTests {
         #expect(fragments?["received"] == .array([]))
     }
 
+    @Test func permessageDeflateIsAgreedWithWebsocketsAndALargeMessageRoundTripsIntact() async throws {
+        let observed = try await Self.observe("compression")
+        #expect(
+            observed["agreed"]
+                == .string("permessage-deflate; server_no_context_takeover; client_max_window_bits=15"))
+        #expect(observed["plainAgreed"] == .null)
+        #expect(observed["ack"] == .string("z"))
+        #expect(observed["intact"] == .bool(true))
+        #expect(observed["plainIntact"] == .bool(true))
+    }
+
     @Test func unsubscribedTopicStopsDeliveringWhileTheOtherKeepsDelivering() async throws {
         let observed = try await Self.observe("unsubscribe")
         #expect(observed["subscribe"] == (try Self.json(#"[{"type":"ack","ref":1,"topics":["unsub/a","unsub/b"]}]"#)))

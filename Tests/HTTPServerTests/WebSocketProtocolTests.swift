@@ -1,5 +1,8 @@
 import EventBroker
+import NIOCore
 import Testing
+
+@testable import HTTPServer
 
 /// `/api/ws` over a raw socket: the handshake and its refusals, framing rules and their close codes, liveness,
 /// slow consumers and shutdown, with exact bytes on the wire.
@@ -177,6 +180,71 @@ struct WebSocketProtocolTests {
         #expect(try client.readCloseCode() == 1000)
         try client.waitForClose()
         #expect(try server.waitUntil { server.broker.stats().connections[.webSocket] ?? 0 == 0 })
+        try await server.stop()
+    }
+
+    // MARK: Compression
+
+    @Test func permessageDeflateCompressesEventsAndRepliesAndInflatesClientMessages() async throws {
+        let server = try await TestServer()
+        let client = try server.connect()
+        let head = try client.upgrade(
+            "/api/ws?topic=zipped",
+            extraHeaders: [("Sec-WebSocket-Extensions", "x-unknown, permessage-deflate; client_max_window_bits")])
+        #expect(head.status == 101)
+        #expect(
+            head.headers.first { $0.name == "Sec-WebSocket-Extensions" }?.value
+                == "permessage-deflate; server_no_context_takeover; client_max_window_bits=15")
+        let inflater = try PerMessageDeflateDecompressor(windowBits: 15, noContextTakeover: true)
+        func inflate(_ frame: RawConnection.Frame) throws -> JSONValue {
+            #expect(frame.rsv1, "a server message was not compressed")
+            let text = try inflater.decompress(ByteBuffer(bytes: frame.payload), maxBytes: 1 << 20)
+            return try JSONParser.parse(text.readableBytesView)
+        }
+        #expect(try inflate(client.readFrame())["type"] == .string("connected"))
+        let data = String(repeating: "compressible ", count: 400)
+        let id = try server.publish(#"{"topic":"zipped","data":"\#(data)"}"#)
+        let eventFrame = try client.readFrame()
+        #expect(eventFrame.payload.count < data.utf8.count / 10)
+        let event = try inflate(eventFrame)
+        #expect(event["id"] == .string(id))
+        #expect(event["data"] == .string(data))
+        // A compressed client message, in two fragments with RSV1 on the first only.
+        let compressor = try PerMessageDeflateCompressor()
+        let message = Array(
+            compressor.compress(ByteBuffer(string: #"{"type":"ping","ref":"\#(data)"}"#)).readableBytesView)
+        try client.sendFrame(opcode: 0x1, payload: Array(message.prefix(10)), fin: false, rsv1: true)
+        try client.sendFrame(opcode: 0x0, payload: Array(message.dropFirst(10)))
+        let pong = try inflate(client.readFrame())
+        #expect(pong["type"] == .string("pong"))
+        #expect(pong["ref"] == .string(data))
+        // Corrupt DEFLATE data is data inconsistent with the message type.
+        try client.sendFrame(opcode: 0x1, payload: [0xFF, 0xFF, 0xFF], rsv1: true)
+        #expect(try client.readCloseCode() == 1007)
+        try await server.stop()
+    }
+
+    @Test func compressedMessageThatInflatesPastTheLimitClosesWith1009() async throws {
+        let server = try await TestServer { $0.maxWebSocketMessageBytes = 4096 }
+        let client = try server.connect()
+        try client.upgrade(extraHeaders: [("Sec-WebSocket-Extensions", "permessage-deflate")])
+        _ = try client.readFrame()
+        let bomb = try PerMessageDeflateCompressor().compress(
+            ByteBuffer(string: #"{"type":"ping","ref":"\#(String(repeating: "a", count: 100_000))"}"#))
+        #expect(bomb.readableBytes < 4096)
+        try client.sendFrame(opcode: 0x1, payload: Array(bomb.readableBytesView), rsv1: true)
+        #expect(try client.readCloseCode() == 1009)
+        try await server.stop()
+    }
+
+    @Test func withoutAnOfferNothingIsCompressedAndRSV1IsAProtocolError() async throws {
+        let server = try await TestServer()
+        let client = try server.connect()
+        let head = try client.upgrade()
+        #expect(!head.headers.contains { $0.name == "Sec-WebSocket-Extensions" })
+        #expect(try client.readFrame().rsv1 == false)
+        try client.sendFrame(opcode: 0x1, payload: [0x7B, 0x7D], rsv1: true)
+        #expect(try client.readCloseCode() == 1002)
         try await server.stop()
     }
 

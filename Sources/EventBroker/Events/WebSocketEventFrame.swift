@@ -108,6 +108,14 @@ public enum WebSocketEventFrame {
         }
     }
 
+    /// The payload of a complete frame from this encoder: a view past its header, sharing storage.
+    public static func payload(of frame: ByteBuffer) -> ByteBuffer {
+        guard let lengthCode = frame.getInteger(at: frame.readerIndex + 1, as: UInt8.self) else { return ByteBuffer() }
+        let headerBytes = lengthCode == 127 ? 10 : lengthCode == 126 ? 4 : 2
+        return frame.getSlice(at: frame.readerIndex + headerBytes, length: frame.readableBytes - headerBytes)
+            ?? ByteBuffer()
+    }
+
     /// A complete unmasked server frame: the header, then `payload`.
     public static func frame(
         opcode: UInt8, rsv1: Bool = false, payload: ByteBuffer, allocator: ByteBufferAllocator

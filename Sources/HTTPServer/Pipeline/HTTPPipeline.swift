@@ -20,8 +20,11 @@ enum HTTPPipeline {
         var all: [any RemovableChannelHandler] { [self.timeout, self.decoder] }
     }
 
+    /// - Parameters:
+    ///   - webSocketCompression: The server's per-loop compressors; nil makes one for this channel's loop alone.
     static func configure(
-        _ channel: any Channel, api: RESTAPI, configuration: BrokerConfiguration, logger: Logger
+        _ channel: any Channel, api: RESTAPI, configuration: BrokerConfiguration,
+        webSocketCompression: WebSocketCompression? = nil, logger: Logger
     ) throws {
         let handlers = Handlers(
             timeout: RequestTimeoutHandler(
@@ -31,7 +34,9 @@ enum HTTPPipeline {
                 HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: Self.limits(configuration)))
         )
         let requestHandler = HTTPRequestHandler(
-            api: api, configuration: configuration, pipelineHandlers: handlers, logger: logger)
+            api: api, configuration: configuration, pipelineHandlers: handlers,
+            webSocketCompression: webSocketCompression ?? WebSocketCompression(eventLoops: [channel.eventLoop]),
+            logger: logger)
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(handlers.timeout)
         try sync.addHandler(handlers.decoder)

@@ -50,17 +50,22 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let configuration: BrokerConfiguration
     private let cors: CORSPolicy
     private let pipelineHandlers: HTTPPipeline.Handlers
+    private let webSocketCompression: WebSocketCompression
     private let logger: Logger
     private var state = State.idle
     private var isQuiescing = false
     private var context: ChannelHandlerContext?
     private var pipelined = CircularBuffer<HTTPServerRequestPart>()
 
-    init(api: RESTAPI, configuration: BrokerConfiguration, pipelineHandlers: HTTPPipeline.Handlers, logger: Logger) {
+    init(
+        api: RESTAPI, configuration: BrokerConfiguration, pipelineHandlers: HTTPPipeline.Handlers,
+        webSocketCompression: WebSocketCompression, logger: Logger
+    ) {
         self.api = api
         self.configuration = configuration
         self.cors = CORSPolicy(allowedOrigins: configuration.corsAllowedOrigins)
         self.pipelineHandlers = pipelineHandlers
+        self.webSocketCompression = webSocketCompression
         self.logger = logger
     }
 
@@ -309,18 +314,24 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
         }
         let origin = request.head.headers.first(name: "origin")
+        let deflate = PerMessageDeflate.negotiate(offers: request.head.headers["sec-websocket-extensions"])
         let handler = WebSocketHandler(
             api: self.api, selectors: selectors,
             lastEventID: RESTAPI.lastEventID(request.target, headers: request.head.headers),
+            deflate: deflate.map { ($0.parameters, self.webSocketCompression) },
             maxMessageBytes: self.configuration.maxWebSocketMessageBytes,
             slowConsumerBytes: self.configuration.slowConsumerBytes, logger: self.logger)
+        let extraHeaders =
+            self.cors.headers(origin: origin)
+            + (deflate.map { [("Sec-WebSocket-Extensions", $0.responseHeaderValue)] } ?? [])
         self.state = .handedOff
         let bound = NIOLoopBound((self, context, handler), eventLoop: context.eventLoop)
         WebSocketUpgrade.responseHeaders(for: request.head, channel: context.channel).whenComplete { result in
             let (requestHandler, context, handler) = bound.value
             switch result {
             case .success(let headers):
-                requestHandler.finishUpgrade(headers: headers, origin: origin, handler: handler, context: context)
+                requestHandler.finishUpgrade(
+                    headers: headers, extraHeaders: extraHeaders, handler: handler, context: context)
             case .failure(let error):
                 requestHandler.state = .discarding
                 requestHandler.respond(
@@ -331,10 +342,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func finishUpgrade(
-        headers: HTTPHeaders, origin: String?, handler: WebSocketHandler, context: ChannelHandlerContext
+        headers: HTTPHeaders, extraHeaders: [(String, String)], handler: WebSocketHandler,
+        context: ChannelHandlerContext
     ) {
         let response = WebSocketUpgrade.switchingProtocols(
-            headers: headers, extraHeaders: self.cors.headers(origin: origin), allocator: context.channel.allocator)
+            headers: headers, extraHeaders: extraHeaders, allocator: context.channel.allocator)
         self.pipelineHandlers.timeout.responseCompleted()
         context.writeAndFlush(Self.wrapOutboundOut(response), promise: nil)
         let decoder = ByteToMessageHandler(

@@ -13,6 +13,8 @@ import NIOWebSocket
 /// → {"type":"event","topic":"a","data":1,"id":"…"}          (the frame encoded once per event, shared)
 /// ```
 /// Server frames are written as raw bytes (never masked), so an event's frame is the same buffer on every connection.
+/// With `permessage-deflate` agreed, every text message goes out compressed (an event once per loop, shared by the
+/// connections that agreed it) and compressed client messages are inflated, at most the message limit.
 /// A bad message gets an `error` message and the connection stays; a protocol violation closes it with the
 /// matching code: 1002 for an unmasked frame, reserved bits, an unknown opcode or a stray continuation, 1007 for a
 /// text message that is not UTF-8, 1009 for a message over the limit.
@@ -31,6 +33,7 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
     /// A message whose frames have not all arrived.
     private struct PartialMessage {
         let isText: Bool
+        let isCompressed: Bool
         var bytes: ByteBuffer
     }
 
@@ -40,6 +43,10 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
     /// Needed only until the connection is subscribed.
     private var lastEventID: String?
     private let maxMessageBytes: Int
+    /// The agreed `permessage-deflate` parameters and the server's compressors; nil when not agreed.
+    private let deflate: (parameters: PerMessageDeflate.Parameters, compression: WebSocketCompression)?
+    /// Inflates this client's compressed messages (its window may carry over from one message to the next).
+    private var decompressor: PerMessageDeflateDecompressor?
     private let logger: Logger
     private var stateMachine: StreamStateMachine
     private var context: ChannelHandlerContext?
@@ -63,14 +70,17 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
     /// - Parameters:
     ///   - selectors: Topics from the upgrade URL's `?topic=`, possibly none.
     ///   - lastEventID: Where those resume, from the upgrade URL.
-    ///   - maxMessageBytes: The largest message the client may send, across its fragments.
+    ///   - deflate: What the handshake agreed for `permessage-deflate`, with the server's compressors.
+    ///   - maxMessageBytes: The largest message the client may send, across its fragments (and once inflated).
     init(
-        api: RESTAPI, selectors: [TopicSelector], lastEventID: String?, maxMessageBytes: Int,
+        api: RESTAPI, selectors: [TopicSelector], lastEventID: String?,
+        deflate: (PerMessageDeflate.Parameters, WebSocketCompression)?, maxMessageBytes: Int,
         slowConsumerBytes: Int, logger: Logger
     ) {
         self.api = api
         self.selectors = selectors
         self.lastEventID = lastEventID
+        self.deflate = deflate.map { (parameters: $0.0, compression: $0.1) }
         self.maxMessageBytes = maxMessageBytes
         self.logger = logger
         self.stateMachine = StreamStateMachine(queueLimit: max(1, slowConsumerBytes / 2))
@@ -79,6 +89,15 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         guard context.channel.isActive else { return }
+        if let deflate = self.deflate {
+            do {
+                self.decompressor = try PerMessageDeflateDecompressor(
+                    parameters: deflate.parameters, allocator: context.channel.allocator)
+            } catch {
+                self.close(.unexpectedServerError, "Compression is unavailable.", context: context)
+                return
+            }
+        }
         let start: SubscriptionStart
         do {
             start = try self.broker.subscribe0(
@@ -93,11 +112,11 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
         // Before the state machine starts, so straight to the socket: nothing can be queued yet.
         context.write(
             Self.wrapOutboundOut(
-                Self.textFrame(
+                self.textFrame(
                     WebSocketReply.connected(clientID: self.clientID, topics: self.selectors), context: context)),
             promise: nil)
         if let gap = start.gap {
-            context.write(Self.wrapOutboundOut(Self.textFrame(WebSocketReply.gap(gap), context: context)), promise: nil)
+            context.write(Self.wrapOutboundOut(self.textFrame(WebSocketReply.gap(gap), context: context)), promise: nil)
         }
         self.lastLiveID = start.handoffID
         let covered = Self.coverageStart(lastEventID: self.lastEventID, handoffID: start.handoffID)
@@ -163,8 +182,14 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
         guard frame.maskKey != nil else {
             return self.close(.protocolError, "Client frames must be masked.", context: context)
         }
-        guard !frame.rsv1, !frame.rsv2, !frame.rsv3 else {
-            return self.close(.protocolError, "Reserved bits are set but no extension was agreed.", context: context)
+        guard !frame.rsv2, !frame.rsv3 else {
+            return self.close(.protocolError, "RSV2 and RSV3 must be clear.", context: context)
+        }
+        // RSV1 marks a compressed message, on its first frame only (RFC 7692 §6).
+        guard !frame.rsv1 || (self.deflate != nil && (frame.opcode == .text || frame.opcode == .binary)) else {
+            return self.close(
+                .protocolError, "RSV1 is set on a frame that cannot carry it (or no compression was agreed).",
+                context: context)
         }
         switch frame.opcode {
         case .text, .binary:
@@ -172,7 +197,8 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
                 return self.close(
                     .protocolError, "A new message began before the last one's final fragment.", context: context)
             }
-            self.message = PartialMessage(isText: frame.opcode == .text, bytes: frame.unmaskedData)
+            self.message = PartialMessage(
+                isText: frame.opcode == .text, isCompressed: frame.rsv1, bytes: frame.unmaskedData)
             self.messageGrew(final: frame.fin, context: context)
         case .continuation:
             guard self.message != nil else {
@@ -201,11 +227,30 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
         }
         guard final else { return }
         self.message = nil
+        var bytes = message.bytes
+        if message.isCompressed {
+            do {
+                bytes = try self.decompressor!.decompress(message.bytes, maxBytes: self.maxMessageBytes)
+            } catch {
+                switch error {
+                case .messageTooLarge:
+                    return self.close(
+                        .messageTooLarge, "A message may be at most \(self.maxMessageBytes) bytes once inflated.",
+                        context: context)
+                case .corruptData:
+                    return self.close(
+                        .dataInconsistentWithMessage, "A compressed message is not valid DEFLATE data.",
+                        context: context)
+                case .zlibFailure:
+                    return self.close(.unexpectedServerError, "Decompression failed.", context: context)
+                }
+            }
+        }
         guard message.isText else {
             let error = APIError(.badRequest, "unsupported_data", "Send text messages: one JSON object each.")
             return self.write(WebSocketReply.error(error, ref: nil), context: context)
         }
-        guard let text = String(validating: message.bytes.readableBytesView, as: UTF8.self) else {
+        guard let text = String(validating: bytes.readableBytesView, as: UTF8.self) else {
             return self.close(.dataInconsistentWithMessage, "A text message is not valid UTF-8.", context: context)
         }
         self.handle(WebSocketMessage.decode(text), context: context)
@@ -329,7 +374,7 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
             self.collected!.append(event)
             return false
         }
-        let frame = event.webSocketFrame(allocator: context.channel.allocator)
+        let frame = self.eventFrame(event, context: context)
         switch self.stateMachine.eventPublished(bytes: frame.readableBytes) {
         case .write:
             context.write(Self.wrapOutboundOut(frame), promise: nil)
@@ -378,7 +423,7 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
 
     /// Sends one text message, in order behind anything queued.
     private func write(_ text: String, context: ChannelHandlerContext) {
-        let frame = Self.textFrame(text, context: context)
+        let frame = self.textFrame(text, context: context)
         switch self.stateMachine.eventPublished(bytes: frame.readableBytes) {
         case .write:
             self.hasUnflushedWrites = false
@@ -392,8 +437,20 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
         }
     }
 
-    private static func textFrame(_ text: String, context: ChannelHandlerContext) -> ByteBuffer {
-        WebSocketEventFrame.frame(opcode: 0x1, payload: ByteBuffer(string: text), allocator: context.channel.allocator)
+    /// The event's frame for this connection: the shared plain one, or the loop's shared compressed one.
+    private func eventFrame(_ event: BrokerEvent, context: ChannelHandlerContext) -> ByteBuffer {
+        guard let deflate = self.deflate else { return event.webSocketFrame(allocator: context.channel.allocator) }
+        return deflate.compression.eventFrame0(
+            event, windowBits: deflate.parameters.serverMaxWindowBits, on: context.eventLoop)
+    }
+
+    private func textFrame(_ text: String, context: ChannelHandlerContext) -> ByteBuffer {
+        if let deflate = self.deflate {
+            return deflate.compression.textFrame0(
+                ByteBuffer(string: text), windowBits: deflate.parameters.serverMaxWindowBits, on: context.eventLoop)
+        }
+        return WebSocketEventFrame.frame(
+            opcode: 0x1, payload: ByteBuffer(string: text), allocator: context.channel.allocator)
     }
 
     /// Control frames may go between a message's frames, so they skip the queue.
@@ -409,7 +466,9 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
     }
 
     private func queueReplay(_ events: [BrokerEvent], context: ChannelHandlerContext) {
-        for event in events { self.enqueue(event.webSocketFrame(allocator: context.channel.allocator), isLive: false) }
+        for event in events {
+            self.enqueue(self.eventFrame(event, context: context), isLive: false)
+        }
     }
 
     private func drainQueue(context: ChannelHandlerContext) {
