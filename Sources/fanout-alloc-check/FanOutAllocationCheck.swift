@@ -10,7 +10,8 @@ import NIOPosix
     import Glibc
 #endif
 
-/// Counts the allocations of delivering one event to N SSE subscribers on one event loop.
+/// Counts the allocations of delivering one event to N SSE (or, with `--ws`, WebSocket) subscribers on one event
+/// loop.
 ///
 /// Run it with the interposer preloaded (the allocation test does):
 /// ```
@@ -40,16 +41,19 @@ struct FanOutAllocationCheck {
 
         // With `--connections`, report what the open streams keep on the heap instead.
         let measureConnections = CommandLine.arguments.contains("--connections")
+        // With `--ws`, the subscribers are WebSockets (and the frame they share is the WebSocket one).
+        let transport: Transport = CommandLine.arguments.contains("--ws") ? .webSocket : .sse
         if measureConnections {
             MallocInterposerSwift.reset()
             MallocInterposerSwift.hook()
         }
-        let sockets = try (0..<subscribers).map { _ in try Self.subscribe(port: port) }
+        let sockets = try (0..<subscribers).map { _ in try Self.subscribe(port: port, transport: transport) }
         let reader = SocketReader(sockets: sockets)
         reader.start()
         // Wait for every `connected` frame.
-        guard Self.wait(until: { broker.stats().connections[.sse] == subscribers && reader.isQuiet(for: 200) }) else {
-            fatalError("only \(broker.stats().connections[.sse] ?? 0) of \(subscribers) subscribed")
+        guard Self.wait(until: { broker.stats().connections[transport] == subscribers && reader.isQuiet(for: 200) })
+        else {
+            fatalError("only \(broker.stats().connections[transport] ?? 0) of \(subscribers) subscribed")
         }
         if measureConnections {
             MallocInterposerSwift.unhook()
@@ -73,8 +77,19 @@ struct FanOutAllocationCheck {
         }
         // The measured event's id is the next one; its frame size tells how many bytes every subscriber gets.
         let nextID = EventID(rawValue: (broker.stats().lastEventID?.rawValue ?? 0) + 1)
-        let frameBytes = SSEFrame.encode(id: nextID, event: nil, data: "measured", allocator: ByteBufferAllocator())
-            .readableBytes
+        let frameBytes: Int
+        switch transport {
+        case .webSocket:
+            frameBytes =
+                WebSocketEventFrame.encode(
+                    id: nextID, topics: [topic], eventType: nil, data: "measured", dataIsJSON: false,
+                    allocator: ByteBufferAllocator()
+                ).readableBytes
+        default:
+            frameBytes =
+                SSEFrame.encode(id: nextID, event: nil, data: "measured", allocator: ByteBufferAllocator())
+                .readableBytes
+        }
         let target = reader.totalBytes + subscribers * frameBytes
         MallocInterposerSwift.reset()
         MallocInterposerSwift.hook()
@@ -109,7 +124,7 @@ struct FanOutAllocationCheck {
         return condition()
     }
 
-    static func subscribe(port: Int) throws -> Int32 {
+    static func subscribe(port: Int, transport: Transport) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -121,7 +136,15 @@ struct FanOutAllocationCheck {
             }
         }
         precondition(connected == 0, "connect failed: errno \(errno)")
-        let request = Array("GET /api/events?topic=alloc HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        let request: [UInt8]
+        switch transport {
+        case .webSocket:
+            request = Array(
+                ("GET /api/ws?topic=alloc HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").utf8)
+        default:
+            request = Array("GET /api/events?topic=alloc HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        }
         _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
         return fd
     }

@@ -21,10 +21,10 @@ struct FanOutAllocationTests {
         return nil
     }
 
-    static func mallocs(subscribers: Int, in directory: URL) throws -> Int {
+    static func mallocs(subscribers: Int, webSocket: Bool, in directory: URL) throws -> Int {
         let process = Process()
         process.executableURL = directory.appendingPathComponent("fanout-alloc-check")
-        process.arguments = [String(subscribers)]
+        process.arguments = [String(subscribers)] + (webSocket ? ["--ws"] : [])
         var environment = ProcessInfo.processInfo.environment
         environment["LD_PRELOAD"] = directory.appendingPathComponent("libMallocInterposerSwift.so").path
         process.environment = environment
@@ -38,11 +38,12 @@ struct FanOutAllocationTests {
         return try #require(count, "no count in '\(text)'")
     }
 
-    @Test func deliveringOneEventToAThousandSubscribersAllocatesNothingPerSubscriber() throws {
+    @Test(arguments: [false, true])
+    func deliveringOneEventToAThousandSubscribersAllocatesNothingPerSubscriber(webSocket: Bool) throws {
         let directory = try #require(
             Self.buildDirectory(), "build it first: swift build -c release --product fanout-alloc-check")
-        let few = try Self.mallocs(subscribers: 100, in: directory)
-        let many = try Self.mallocs(subscribers: 1000, in: directory)
+        let few = try Self.mallocs(subscribers: 100, webSocket: webSocket, in: directory)
+        let many = try Self.mallocs(subscribers: 1000, webSocket: webSocket, in: directory)
         #expect(many - few < 90, "100 subscribers: \(few) mallocs, 1000 subscribers: \(many) mallocs")
         #expect(many < 100, "one event to 1000 subscribers cost \(many) mallocs")
     }
