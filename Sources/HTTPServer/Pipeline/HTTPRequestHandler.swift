@@ -303,6 +303,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// `WebSocketHandler`, and removes every HTTP handler.
     private func startWebSocket(_ request: Request, context: ChannelHandlerContext) throws(APIError) {
         try WebSocketUpgrade.validate(request.head)
+        guard self.cors.allowsWebSocket(from: request.head.headers.first(name: "origin")) else {
+            throw WebSocketUpgrade.refusal(
+                .forbidden, "forbidden_origin", "This origin may not open a WebSocket here (see --cors-origins).")
+        }
         var selectors: [TopicSelector] = []
         if request.target.contains("topic") || request.target.contains("topics") {
             do {

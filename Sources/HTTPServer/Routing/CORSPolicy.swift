@@ -2,9 +2,11 @@ import NIOHTTP1
 
 /// Which browser origins may call the API, and the headers that tell them so.
 ///
-/// `*` in the list allows every origin (answered with `Access-Control-Allow-Origin: *`, never with credentials);
-/// otherwise a listed origin is echoed back with `Vary: Origin`. An unlisted origin gets no CORS headers, so the
-/// browser blocks the response.
+/// A listed origin is echoed back with `Vary: Origin` and `Access-Control-Allow-Credentials: true`, so a page on it
+/// may send cookies (a token in a cookie). `*` in the list allows every other origin too, answered with
+/// `Access-Control-Allow-Origin: *` and never with credentials. An origin neither listed nor covered by `*` gets no
+/// CORS headers, so the browser blocks the response, and may not open a WebSocket (browsers send `Origin` on the
+/// upgrade but do not apply CORS to it, so the server checks it: this stops cross-site WebSocket hijacking).
 struct CORSPolicy: Sendable {
     static let allowedRequestHeaders = "Content-Type, Authorization, Last-Event-ID, Idempotency-Key, Cache-Control"
     static let exposedHeaders = "Idempotent-Replayed, Retry-After"
@@ -20,14 +22,23 @@ struct CORSPolicy: Sendable {
     /// Headers for an ordinary response to a request from `origin`.
     func headers(origin: String?) -> [(String, String)] {
         guard let origin else { return [] }
+        if self.origins.contains(origin) {
+            return [
+                ("Access-Control-Allow-Origin", origin), ("Vary", "Origin"),
+                ("Access-Control-Allow-Credentials", "true"), ("Access-Control-Expose-Headers", Self.exposedHeaders),
+            ]
+        }
         if self.allowsAny {
             return [("Access-Control-Allow-Origin", "*"), ("Access-Control-Expose-Headers", Self.exposedHeaders)]
         }
-        guard self.origins.contains(origin) else { return [("Vary", "Origin")] }
-        return [
-            ("Access-Control-Allow-Origin", origin), ("Vary", "Origin"),
-            ("Access-Control-Expose-Headers", Self.exposedHeaders),
-        ]
+        return [("Vary", "Origin")]
+    }
+
+    /// Whether a WebSocket upgrade from `origin` is allowed: no `Origin` (not a browser), a listed one, or any with
+    /// `*`.
+    func allowsWebSocket(from origin: String?) -> Bool {
+        guard let origin else { return true }
+        return self.allowsAny || self.origins.contains(origin)
     }
 
     /// Headers for an `OPTIONS` answer on a route serving `methods`.
