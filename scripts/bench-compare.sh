@@ -48,7 +48,9 @@ wait_for_port() {
 
 # --- the servers ----------------------------------------------------------------------------------------------------
 start_broker() {
-    "$BIN" serve --port "$BROKER_PORT" --log-level warning --history-size 1000 &
+    # Every bench client comes from 127.0.0.1: the per-client limits would throttle the load generator itself.
+    "$BIN" serve --port "$BROKER_PORT" --log-level warning --history-size 1000 \
+        --max-connections 0 --max-connections-per-ip 0 --publish-rate 0 &
     BROKER_PID=$!
     PIDS+=("$BROKER_PID")
     wait_for_port "$BROKER_PORT"

@@ -20,6 +20,14 @@ public struct BrokerConfiguration: Sendable {
     public var idleTimeout: Duration
     /// Largest message a WebSocket client may send, across its fragments (closed with 1009 beyond).
     public var maxWebSocketMessageBytes: Int
+    /// Open connections the broker serves at once; more are answered with a retryable refusal. 0: no limit.
+    public var maxConnections: Int
+    /// Open connections one client IP may hold; more are answered with a retryable refusal. 0: no limit.
+    public var maxConnectionsPerAddress: Int
+    /// Publishes per second one client (token subject, else IP) may make on average (REST and WebSocket); 0: no limit.
+    public var publishRate: Int
+    /// Publishes a client may make at once before `publishRate` applies.
+    public var publishBurst: Int
     /// Unflushed bytes a subscriber may hold before it is disconnected as a slow consumer.
     public var slowConsumerBytes: Int
     /// Origins allowed to call the API from a browser; `*` allows any.
@@ -37,6 +45,10 @@ public struct BrokerConfiguration: Sendable {
         requestTimeout: Duration = .seconds(30),
         idleTimeout: Duration = .seconds(75),
         maxWebSocketMessageBytes: Int = 1024 * 1024 + 4096,
+        maxConnections: Int = 10_000,
+        maxConnectionsPerAddress: Int = 1_000,
+        publishRate: Int = 1_000,
+        publishBurst: Int = 2_000,
         slowConsumerBytes: Int = 4 * 1024 * 1024,
         corsAllowedOrigins: [String] = ["*"],
         shutdownGracePeriod: Duration = .seconds(3),
@@ -50,6 +62,10 @@ public struct BrokerConfiguration: Sendable {
         self.requestTimeout = requestTimeout
         self.idleTimeout = idleTimeout
         self.maxWebSocketMessageBytes = maxWebSocketMessageBytes
+        self.maxConnections = maxConnections
+        self.maxConnectionsPerAddress = maxConnectionsPerAddress
+        self.publishRate = publishRate
+        self.publishBurst = publishBurst
         self.slowConsumerBytes = slowConsumerBytes
         self.corsAllowedOrigins = corsAllowedOrigins
         self.shutdownGracePeriod = shutdownGracePeriod

@@ -20,15 +20,20 @@ public final class BrokerServer: Service, Sendable {
     public let configuration: BrokerConfiguration
     public let broker: Broker
     private let group: any EventLoopGroup
+    private let limits: ServerLimits
     private let logger: Logger
     private let state = NIOLockedValueBox(State())
 
     public init(configuration: BrokerConfiguration, broker: Broker, group: any EventLoopGroup, logger: Logger) {
+        self.limits = ServerLimits(configuration)
         self.configuration = configuration
         self.broker = broker
         self.group = group
         self.logger = logger
     }
+
+    /// Connections holding a slot of the connection limits now (those refused for being over a limit hold none).
+    public var connectionCount: Int { self.limits.connections.count }
 
     /// Binds the listening socket and returns the port it is on (useful with port 0).
     @discardableResult
@@ -38,6 +43,7 @@ public final class BrokerServer: Service, Sendable {
         let configuration = self.configuration
         let logger = self.logger
         let compression = WebSocketCompression(eventLoops: self.group.makeIterator())
+        let limits = self.limits
         let highWater = max(2, configuration.slowConsumerBytes / 2)
         let channel = try await ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 4096)
@@ -59,8 +65,8 @@ public final class BrokerServer: Service, Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try HTTPPipeline.configure(
-                        channel, api: api, configuration: configuration, webSocketCompression: compression,
-                        logger: logger)
+                        channel, api: api, configuration: configuration, limits: limits,
+                        webSocketCompression: compression, logger: logger)
                 }
             }
             .bind(host: self.configuration.host, port: self.configuration.port)

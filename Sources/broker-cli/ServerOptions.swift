@@ -49,6 +49,22 @@ struct ServerOptions: ParsableArguments {
     )
     var slowConsumerCap: String?
 
+    @Option(help: "Connections served at once; 0 for no limit. (env: BROKER_MAX_CONNECTIONS, default: 10000)")
+    var maxConnections: Int?
+
+    @Option(
+        help: "Connections one client IP may hold; 0 for no limit. (env: BROKER_MAX_CONNECTIONS_PER_IP, default: 1000)")
+    var maxConnectionsPerIp: Int?
+
+    @Option(
+        help:
+            "Publishes per second one client (IP) may make on average; 0 for no limit. (env: BROKER_PUBLISH_RATE, default: 1000)"
+    )
+    var publishRate: Int?
+
+    @Option(help: "Publishes a client may make in a burst. (env: BROKER_PUBLISH_BURST, default: twice the rate)")
+    var publishBurst: Int?
+
     @Option(help: "Comma-separated origins allowed by CORS, or '*'. (env: BROKER_CORS_ORIGINS, default: *)")
     var corsOrigins: String?
 
@@ -57,6 +73,15 @@ struct ServerOptions: ParsableArguments {
 
     @Option(help: "trace, debug, info, notice, warning, error or critical. (env: BROKER_LOG_LEVEL, default: info)")
     var logLevel: String?
+
+    /// A whole number 0 or more from a flag or its variable.
+    private func count(_ flag: Int?, _ variable: String, _ name: String) throws -> Int? {
+        guard let text = self.value(flag.map(String.init), variable) else { return nil }
+        guard let number = Int(text), number >= 0 else {
+            throw ValidationError("\(name) must be 0 or a positive whole number, not '\(text)'.")
+        }
+        return number
+    }
 
     func value(_ flag: String?, _ variable: String) -> String? {
         if let flag { return flag }
@@ -123,6 +148,21 @@ struct ServerOptions: ParsableArguments {
             let bytes = try Self.bytes(text, "--slow-consumer-cap")
             guard bytes >= 1024 else { throw ValidationError("--slow-consumer-cap must be at least 1KiB.") }
             configuration.slowConsumerBytes = bytes
+        }
+        if let limit = try self.count(self.maxConnections, "BROKER_MAX_CONNECTIONS", "--max-connections") {
+            configuration.maxConnections = limit
+        }
+        if let limit = try self.count(
+            self.maxConnectionsPerIp, "BROKER_MAX_CONNECTIONS_PER_IP", "--max-connections-per-ip")
+        {
+            configuration.maxConnectionsPerAddress = limit
+        }
+        if let rate = try self.count(self.publishRate, "BROKER_PUBLISH_RATE", "--publish-rate") {
+            configuration.publishRate = rate
+            configuration.publishBurst = max(1, 2 * rate)
+        }
+        if let burst = try self.count(self.publishBurst, "BROKER_PUBLISH_BURST", "--publish-burst") {
+            configuration.publishBurst = max(1, burst)
         }
         if let text = self.value(self.corsOrigins, "BROKER_CORS_ORIGINS") {
             configuration.corsAllowedOrigins = text.split(separator: ",").map {

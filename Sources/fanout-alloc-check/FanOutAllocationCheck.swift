@@ -34,6 +34,8 @@ struct FanOutAllocationCheck {
         logger.logLevel = .critical
         var configuration = BrokerConfiguration(host: "127.0.0.1", port: 0, eventLoopThreads: 1)
         configuration.bus.heartbeatInterval = .seconds(3600)
+        configuration.maxConnectionsPerAddress = 0
+        configuration.maxConnections = 0
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let broker = Broker(group: group, configuration: configuration.bus, logger: logger)
         let server = BrokerServer(configuration: configuration, broker: broker, group: group, logger: logger)

@@ -20,12 +20,24 @@ enum HTTPPipeline {
         var all: [any RemovableChannelHandler] { [self.timeout, self.decoder] }
     }
 
+    /// Takes a connection slot from `limits` (given back when the channel closes); a connection over a limit is still
+    /// set up, and its handler answers its first request with a retryable refusal.
     /// - Parameters:
+    ///   - limits: The server's shared limits; nil makes a set from `configuration` for this channel alone.
     ///   - webSocketCompression: The server's per-loop compressors; nil makes one for this channel's loop alone.
     static func configure(
-        _ channel: any Channel, api: RESTAPI, configuration: BrokerConfiguration,
+        _ channel: any Channel, api: RESTAPI, configuration: BrokerConfiguration, limits: ServerLimits? = nil,
         webSocketCompression: WebSocketCompression? = nil, logger: Logger
     ) throws {
+        let limits = limits ?? ServerLimits(configuration)
+        let address = channel.remoteAddress?.ipAddress
+        let refusal = limits.connections.admit(address: address)
+        if refusal == nil {
+            channel.closeFuture.whenComplete { _ in limits.connections.release(address: address) }
+        } else {
+            logger.info(
+                "Connection over a limit", metadata: ["client.address": "\(address ?? "-")", "limit": "\(refusal!)"])
+        }
         let handlers = Handlers(
             timeout: RequestTimeoutHandler(
                 requestTimeout: TimeAmount(configuration.requestTimeout),
@@ -34,7 +46,8 @@ enum HTTPPipeline {
                 HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: Self.limits(configuration)))
         )
         let requestHandler = HTTPRequestHandler(
-            api: api, configuration: configuration, pipelineHandlers: handlers,
+            api: api, configuration: configuration, pipelineHandlers: handlers, limits: limits,
+            connectionRefusal: refusal, clientAddress: address,
             webSocketCompression: webSocketCompression ?? WebSocketCompression(eventLoops: [channel.eventLoop]),
             logger: logger)
         let sync = channel.pipeline.syncOperations

@@ -51,6 +51,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let cors: CORSPolicy
     private let pipelineHandlers: HTTPPipeline.Handlers
     private let webSocketCompression: WebSocketCompression
+    private let limits: ServerLimits
+    /// Set when the connection is over a limit: its first request gets this refusal, and it closes.
+    private let connectionRefusal: ConnectionLimiter.Refusal?
+    /// The client's IP address: its key for connection and publish limits.
+    private let clientAddress: String?
     private let logger: Logger
     private var state = State.idle
     private var isQuiescing = false
@@ -59,6 +64,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     init(
         api: RESTAPI, configuration: BrokerConfiguration, pipelineHandlers: HTTPPipeline.Handlers,
+        limits: ServerLimits, connectionRefusal: ConnectionLimiter.Refusal?, clientAddress: String?,
         webSocketCompression: WebSocketCompression, logger: Logger
     ) {
         self.api = api
@@ -66,6 +72,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.cors = CORSPolicy(allowedOrigins: configuration.corsAllowedOrigins)
         self.pipelineHandlers = pipelineHandlers
         self.webSocketCompression = webSocketCompression
+        self.limits = limits
+        self.connectionRefusal = connectionRefusal
+        self.clientAddress = clientAddress
         self.logger = logger
     }
 
@@ -219,6 +228,14 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     // MARK: Routing
 
     private func dispatch(_ request: Request, context: ChannelHandlerContext) {
+        if let refusal = self.connectionRefusal {
+            if request.match.route == .events && request.head.method == .GET {
+                self.refuseStream(request, context: context)
+            } else {
+                self.respond(.error(ServerLimits.refusal(refusal)), head: request.head, context: context)
+            }
+            return
+        }
         if request.head.method == .OPTIONS {
             let headers = self.cors.preflightHeaders(
                 origin: request.head.headers.first(name: "origin"), methods: request.match.route.allowedMethods)
@@ -245,14 +262,17 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 self.respond(RESTAPI.historyResponse(page), head: request.head, context: context)
                 return
             case .publish:
+                try self.takePublishToken()
                 self.respond(
                     try self.api.publish(target: request.target, headers: request.head.headers, body: request.body),
                     head: request.head, context: context)
             case .broadcast:
+                try self.takePublishToken()
                 self.respond(
                     try self.api.broadcast(target: request.target, headers: request.head.headers, body: request.body),
                     head: request.head, context: context)
             case .message:
+                try self.takePublishToken()
                 self.respond(
                     try self.api.message(target: request.target, headers: request.head.headers, body: request.body),
                     head: request.head, context: context)
@@ -268,6 +288,31 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         } catch {
             self.logger.error("Request failed", metadata: ["error": "\(error)", "uri": "\(request.head.uri)"])
             self.respond(.error(.internalError), head: request.head, context: context)
+        }
+    }
+
+    /// One publish of this client's rate (REST publishes, broadcasts and direct messages alike).
+    private func takePublishToken() throws(APIError) {
+        if let wait = self.limits.publishRate.acquire(client: self.clientAddress ?? "-") {
+            throw ServerLimits.rateLimited(retryAfter: wait)
+        }
+    }
+
+    /// The SSE endpoint's answer on a connection over a limit: a stream that says when to retry, then ends, so a
+    /// browser's `EventSource` retries (it stops for good on any other answer).
+    private func refuseStream(_ request: Request, context: ChannelHandlerContext) {
+        self.state = .discarding
+        self.pipelineHandlers.timeout.responseCompleted()
+        let origin = request.head.headers.first(name: "origin")
+        context.write(
+            Self.wrapOutboundOut(SSEHandler.responseHead(extraHeaders: self.cors.headers(origin: origin))),
+            promise: nil)
+        context.write(
+            Self.wrapOutboundOut(SSEFrame.retryHint(milliseconds: 5000, allocator: context.channel.allocator)),
+            promise: nil)
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(Self.wrapOutboundOut(SSEFrame.lastChunk)).whenComplete { _ in
+            bound.value.close(promise: nil)
         }
     }
 
@@ -323,8 +368,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             api: self.api, selectors: selectors,
             lastEventID: RESTAPI.lastEventID(request.target, headers: request.head.headers),
             deflate: deflate.map { ($0.parameters, self.webSocketCompression) },
-            maxMessageBytes: self.configuration.maxWebSocketMessageBytes,
-            slowConsumerBytes: self.configuration.slowConsumerBytes, logger: self.logger)
+            maxMessageBytes: self.configuration.maxWebSocketMessageBytes, publishRate: self.limits.publishRate,
+            clientAddress: self.clientAddress, slowConsumerBytes: self.configuration.slowConsumerBytes,
+            logger: self.logger)
         let extraHeaders =
             self.cors.headers(origin: origin)
             + (deflate.map { [("Sec-WebSocket-Extensions", $0.responseHeaderValue)] } ?? [])

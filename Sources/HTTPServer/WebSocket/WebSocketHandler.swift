@@ -43,6 +43,9 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
     /// Needed only until the connection is subscribed.
     private var lastEventID: String?
     private let maxMessageBytes: Int
+    private let publishRate: PublishRateLimiter
+    /// The client's IP address, its key for the publish rate.
+    private let clientAddress: String?
     /// The agreed `permessage-deflate` parameters and the server's compressors; nil when not agreed.
     private let deflate: (parameters: PerMessageDeflate.Parameters, compression: WebSocketCompression)?
     /// Inflates this client's compressed messages (its window may carry over from one message to the next).
@@ -75,13 +78,15 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
     init(
         api: RESTAPI, selectors: [TopicSelector], lastEventID: String?,
         deflate: (PerMessageDeflate.Parameters, WebSocketCompression)?, maxMessageBytes: Int,
-        slowConsumerBytes: Int, logger: Logger
+        publishRate: PublishRateLimiter, clientAddress: String?, slowConsumerBytes: Int, logger: Logger
     ) {
         self.api = api
         self.selectors = selectors
         self.lastEventID = lastEventID
         self.deflate = deflate.map { (parameters: $0.0, compression: $0.1) }
         self.maxMessageBytes = maxMessageBytes
+        self.publishRate = publishRate
+        self.clientAddress = clientAddress
         self.logger = logger
         self.stateMachine = StreamStateMachine(queueLimit: max(1, slowConsumerBytes / 2))
     }
@@ -282,6 +287,11 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
         case .ping:
             self.write(WebSocketReply.pong(ref: message.ref), context: context)
         case .publish(let fields):
+            if let wait = self.publishRate.acquire(client: self.clientAddress ?? "-") {
+                return self.write(
+                    WebSocketReply.error(ServerLimits.rateLimited(retryAfter: wait), ref: message.ref),
+                    context: context)
+            }
             do {
                 let result = try self.api.publish(fields, idempotencyKey: nil)
                 self.write(WebSocketReply.ack(ref: message.ref, id: result.id), context: context)

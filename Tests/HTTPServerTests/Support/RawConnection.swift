@@ -70,6 +70,11 @@ final class RawConnection {
         close(self.fd)
     }
 
+    /// Closes the socket now (the server sees the end of the connection).
+    func shutdown() {
+        Glibc.shutdown(self.fd, Int32(SHUT_RDWR))
+    }
+
     func send(_ text: String) throws {
         try self.send(Array(text.utf8))
     }

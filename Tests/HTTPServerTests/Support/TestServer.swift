@@ -13,6 +13,9 @@ final class TestServer {
 
     init(_ configure: (inout BrokerConfiguration) -> Void = { _ in }) async throws {
         var configuration = BrokerConfiguration(host: "127.0.0.1", port: 0, eventLoopThreads: 2)
+        // Every test client comes from 127.0.0.1 and some publish fast: limits are off unless a test sets them.
+        configuration.maxConnectionsPerAddress = 0
+        configuration.publishRate = 0
         configure(&configuration)
         var logger = Logger(label: "test")
         logger.logLevel = .critical
@@ -43,6 +46,9 @@ final class TestServer {
         }
         return id
     }
+
+    /// Connections holding a slot of the server's connection limits (those over a limit hold none).
+    var limitedConnections: Int { self.server.connectionCount }
 
     /// Subscribers registered on each event loop.
     func subscribersPerLoop() throws -> [Int] {
