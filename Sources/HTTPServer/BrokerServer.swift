@@ -21,11 +21,19 @@ public final class BrokerServer: Service, Sendable {
     public let broker: Broker
     private let group: any EventLoopGroup
     private let limits: ServerLimits
+    private let metrics: ServerMetrics
     private let logger: Logger
     private let state = NIOLockedValueBox(State())
 
-    public init(configuration: BrokerConfiguration, broker: Broker, group: any EventLoopGroup, logger: Logger) {
+    /// - Parameters:
+    ///   - metrics: Served at `/metrics`; make the `Broker` with `BusMetrics(factory: metrics.factory)` so its
+    ///     publishes and deliveries are there too.
+    public init(
+        configuration: BrokerConfiguration, broker: Broker, group: any EventLoopGroup,
+        metrics: ServerMetrics = ServerMetrics(), logger: Logger
+    ) {
         self.limits = ServerLimits(configuration)
+        self.metrics = metrics
         self.configuration = configuration
         self.broker = broker
         self.group = group
@@ -44,6 +52,7 @@ public final class BrokerServer: Service, Sendable {
         let logger = self.logger
         let compression = WebSocketCompression(eventLoops: self.group.makeIterator())
         let limits = self.limits
+        let metrics = self.metrics
         let highWater = max(2, configuration.slowConsumerBytes / 2)
         let channel = try await ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 4096)
@@ -66,7 +75,7 @@ public final class BrokerServer: Service, Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     try HTTPPipeline.configure(
                         channel, api: api, configuration: configuration, limits: limits,
-                        webSocketCompression: compression, logger: logger)
+                        webSocketCompression: compression, metrics: metrics, logger: logger)
                 }
             }
             .bind(host: self.configuration.host, port: self.configuration.port)

@@ -23,8 +23,12 @@ struct Serve: AsyncParsableCommand {
         }
         let logger = Logger(label: "EventBroker")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
-        let broker = Broker(group: group, configuration: configuration.bus, logger: logger)
-        let server = BrokerServer(configuration: configuration, broker: broker, group: group, logger: logger)
+        let metrics = ServerMetrics()
+        let broker = Broker(
+            group: group, configuration: configuration.bus, metrics: BusMetrics(factory: metrics.factory),
+            logger: logger)
+        let server = BrokerServer(
+            configuration: configuration, broker: broker, group: group, metrics: metrics, logger: logger)
         let services = ServiceGroup(
             services: [broker, server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         do {

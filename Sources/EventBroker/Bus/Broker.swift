@@ -34,6 +34,7 @@ public final class Broker: Sendable {
     /// WebSocket subscribers connected now. Read without the lock, to decide whether a publish encodes its WebSocket
     /// frame up front; a WebSocket that connects meanwhile gets the frame encoded on demand.
     private let webSocketClients = Atomic<Int>(0)
+    private let metrics: BusMetrics
 
     /// - Parameters:
     ///   - eventLoops: the loops subscribers live on; one shard each.
@@ -41,13 +42,15 @@ public final class Broker: Sendable {
         eventLoops: [any EventLoop],
         configuration: BusConfiguration = BusConfiguration(),
         clock: BrokerClock = .system,
+        metrics: BusMetrics = BusMetrics(),
         logger: Logger = Logger(label: "EventBroker")
     ) {
         precondition(!eventLoops.isEmpty, "a broker needs at least one event loop")
         self.configuration = configuration
+        self.metrics = metrics
         self.clock = clock
         self.logger = logger
-        self.shards = eventLoops.enumerated().map { SubscriberShard(eventLoop: $1, index: $0) }
+        self.shards = eventLoops.enumerated().map { SubscriberShard(eventLoop: $1, index: $0, metrics: metrics) }
         var byLoop: [ObjectIdentifier: Int] = [:]
         for shard in self.shards { byLoop[ObjectIdentifier(shard.eventLoop)] = shard.index }
         self.shardsByLoop = byLoop
@@ -70,10 +73,12 @@ public final class Broker: Sendable {
         group: any EventLoopGroup,
         configuration: BusConfiguration = BusConfiguration(),
         clock: BrokerClock = .system,
+        metrics: BusMetrics = BusMetrics(),
         logger: Logger = Logger(label: "EventBroker")
     ) {
         self.init(
-            eventLoops: Array(group.makeIterator()), configuration: configuration, clock: clock, logger: logger)
+            eventLoops: Array(group.makeIterator()), configuration: configuration, clock: clock, metrics: metrics,
+            logger: logger)
     }
 
     /// The shard of the loop `eventLoop`; nil for a loop the broker was not built with.
@@ -250,7 +255,9 @@ public final class Broker: Sendable {
             }
             return .success(result)
         }
-        return try result.get()
+        let published = try result.get()
+        if !published.isReplay { self.metrics.publishes.increment() }
+        return published
     }
 
     // MARK: Subscribing
@@ -454,7 +461,8 @@ public final class Broker: Sendable {
     public func stats() -> BrokerStats {
         self.state.withLockedValue { state in
             BrokerStats(
-                connections: state.registry.countsByTransport, topics: Self.knownTopics(in: state).count,
+                connections: state.registry.countsByTransport, subscriptions: state.registry.selectorCount,
+                topics: Self.knownTopics(in: state).count,
                 historyEvents: state.history.liveEntries, historyBytes: state.history.totalBytes,
                 lastEventID: state.ids.lastIssued)
         }

@@ -87,6 +87,8 @@ public struct TopicInfo: Hashable, Sendable {
 /// Counters for health and diagnostics.
 public struct BrokerStats: Hashable, Sendable {
     public let connections: [Transport: Int]
+    /// Selectors over all subscribers.
+    public let subscriptions: Int
     public let topics: Int
     public let historyEvents: Int
     public let historyBytes: Int

@@ -31,9 +31,14 @@ public final class SubscriberShard: @unchecked Sendable {
     /// Subscribers with unflushed writes in this batch.
     private var dirty: [any Subscriber] = []
 
-    init(eventLoop: any EventLoop, index: Int) {
+    private let metrics: BusMetrics
+    /// Deliveries written in the batch being delivered, added to the metrics once at its end.
+    private var batchDeliveries = 0
+
+    init(eventLoop: any EventLoop, index: Int, metrics: BusMetrics = BusMetrics()) {
         self.eventLoop = eventLoop
         self.index = index
+        self.metrics = metrics
     }
 
     /// Subscribers currently on this loop (for tests and diagnostics).
@@ -133,28 +138,53 @@ public final class SubscriberShard: @unchecked Sendable {
             case .event(let event): self.deliver0(event)
             case .direct(let event, let clientIDs):
                 for id in clientIDs {
-                    if let subscriber = self.all[id], subscriber.deliver(event) { self.dirty.append(subscriber) }
+                    if let subscriber = self.all[id] { self.deliver0(event, to: subscriber) }
                 }
             }
         }
         self.batch.removeAll(keepingCapacity: true)
         for subscriber in self.dirty { subscriber.flush() }
         self.dirty.removeAll(keepingCapacity: true)
+        if self.batchDeliveries > 0 {
+            self.metrics.deliveries.increment(by: self.batchDeliveries)
+            self.batchDeliveries = 0
+        }
+    }
+
+    /// Hot path: one event to one subscriber.
+    @inline(__always)
+    private func deliver0(_ event: BrokerEvent, to subscriber: any Subscriber) {
+        switch subscriber.deliver(event) {
+        case .skipped:
+            break
+        case .written:
+            self.batchDeliveries += 1
+        case .firstUnflushedWrite:
+            self.batchDeliveries += 1
+            self.dirty.append(subscriber)
+        }
     }
 
     private func deliver0(_ event: BrokerEvent) {
+        let deliveriesBefore = self.batchDeliveries
+        defer {
+            if self.batchDeliveries > deliveriesBefore {
+                let now = NIODeadline.now().uptimeNanoseconds
+                self.metrics.publishToWrite.recordNanoseconds(Int64(now &- event.publishedUptimeNanoseconds))
+            }
+        }
         if event.topics.count == 1, event.topics[0] == .broadcast {
-            for subscriber in self.all.values where subscriber.deliver(event) { self.dirty.append(subscriber) }
+            for subscriber in self.all.values { self.deliver0(event, to: subscriber) }
             return
         }
         for topic in event.topics {
             if let subscribers = self.exact[topic] {
-                for subscriber in subscribers.values where subscriber.deliver(event) { self.dirty.append(subscriber) }
+                for subscriber in subscribers.values { self.deliver0(event, to: subscriber) }
             }
         }
         for (selector, subscribers) in self.wildcards
         where event.topics.contains(where: { selector.matches($0) }) {
-            for subscriber in subscribers.values where subscriber.deliver(event) { self.dirty.append(subscriber) }
+            for subscriber in subscribers.values { self.deliver0(event, to: subscriber) }
         }
     }
 

@@ -18,6 +18,8 @@ struct SubscriptionRegistry {
     private var multiSelectorClients: Set<ClientID> = []
     private(set) var clientsPerShard: [Int]
     private(set) var countsByTransport: [Transport: Int] = [:]
+    /// Selectors over all clients: what `/metrics` calls subscriptions.
+    private(set) var selectorCount = 0
 
     init(shardCount: Int) {
         self.clientsPerShard = Array(repeating: 0, count: shardCount)
@@ -27,6 +29,7 @@ struct SubscriptionRegistry {
         precondition(self.clients.updateValue(client, forKey: id) == nil, "client \(id) registered twice")
         self.clientsPerShard[client.shardIndex] += 1
         self.countsByTransport[client.transport, default: 0] += 1
+        self.selectorCount += client.selectors.count
         if client.selectors.count == 1 {
             self.adjust(client.selectors[0], by: 1)
         } else {
@@ -40,6 +43,7 @@ struct SubscriptionRegistry {
         guard let client = self.clients.removeValue(forKey: id) else { return nil }
         self.clientsPerShard[client.shardIndex] -= 1
         self.countsByTransport[client.transport, default: 1] -= 1
+        self.selectorCount -= client.selectors.count
         if client.selectors.count == 1 {
             self.adjust(client.selectors[0], by: -1)
         } else {

@@ -13,6 +13,8 @@ public final class BrokerEvent: Sendable {
     /// Publish time, milliseconds since 1970.
     public let timeMilliseconds: UInt64
     public let retryMilliseconds: Int?
+    /// Publish time on the monotonic clock (`NIODeadline`'s uptime), for the publish-to-write latency.
+    public let publishedUptimeNanoseconds: UInt64
     public let isPrivate: Bool
     /// The complete HTTP chunk of the SSE frame, encoded once at publish.
     public let sseChunk: ByteBuffer
@@ -65,6 +67,7 @@ public final class BrokerEvent: Sendable {
         self.timeMilliseconds = timeMilliseconds
         self.retryMilliseconds = retryMilliseconds
         self.isPrivate = isPrivate
+        self.publishedUptimeNanoseconds = NIODeadline.now().uptimeNanoseconds
         self.sseChunk = frame.finish(id: id)
         switch consume webSocketFrame {
         case .some(let prepared): self.webSocketFrame = prepared.finish(id: id)

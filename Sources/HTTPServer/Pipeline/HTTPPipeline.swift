@@ -25,16 +25,19 @@ enum HTTPPipeline {
     /// - Parameters:
     ///   - limits: The server's shared limits; nil makes a set from `configuration` for this channel alone.
     ///   - webSocketCompression: The server's per-loop compressors; nil makes one for this channel's loop alone.
+    ///   - metrics: The server's metrics; nil counts into a registry of this channel's own.
     static func configure(
         _ channel: any Channel, api: RESTAPI, configuration: BrokerConfiguration, limits: ServerLimits? = nil,
-        webSocketCompression: WebSocketCompression? = nil, logger: Logger
+        webSocketCompression: WebSocketCompression? = nil, metrics: ServerMetrics? = nil, logger: Logger
     ) throws {
+        let metrics = metrics ?? ServerMetrics()
         let limits = limits ?? ServerLimits(configuration)
         let address = channel.remoteAddress?.ipAddress
         let refusal = limits.connections.admit(address: address)
         if refusal == nil {
             channel.closeFuture.whenComplete { _ in limits.connections.release(address: address) }
         } else {
+            metrics.refused(refusal == .serverFull ? .serverFull : .tooManyConnections)
             logger.info(
                 "Connection over a limit", metadata: ["client.address": "\(address ?? "-")", "limit": "\(refusal!)"])
         }
@@ -49,7 +52,7 @@ enum HTTPPipeline {
             api: api, configuration: configuration, pipelineHandlers: handlers, limits: limits,
             connectionRefusal: refusal, clientAddress: address,
             webSocketCompression: webSocketCompression ?? WebSocketCompression(eventLoops: [channel.eventLoop]),
-            logger: logger)
+            metrics: metrics, logger: logger)
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(handlers.timeout)
         try sync.addHandler(handlers.decoder)

@@ -52,6 +52,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let pipelineHandlers: HTTPPipeline.Handlers
     private let webSocketCompression: WebSocketCompression
     private let limits: ServerLimits
+    private let metrics: ServerMetrics
     /// Set when the connection is over a limit: its first request gets this refusal, and it closes.
     private let connectionRefusal: ConnectionLimiter.Refusal?
     /// The client's IP address: its key for connection and publish limits.
@@ -65,8 +66,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     init(
         api: RESTAPI, configuration: BrokerConfiguration, pipelineHandlers: HTTPPipeline.Handlers,
         limits: ServerLimits, connectionRefusal: ConnectionLimiter.Refusal?, clientAddress: String?,
-        webSocketCompression: WebSocketCompression, logger: Logger
+        webSocketCompression: WebSocketCompression, metrics: ServerMetrics, logger: Logger
     ) {
+        self.metrics = metrics
         self.api = api
         self.configuration = configuration
         self.cors = CORSPolicy(allowedOrigins: configuration.corsAllowedOrigins)
@@ -278,6 +280,12 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                     head: request.head, context: context)
             case .health:
                 self.respond(self.api.health(), head: request.head, context: context)
+            case .metrics:
+                self.respond(
+                    HTTPResponse(
+                        status: .ok, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+                        body: self.metrics.scrape(self.api.broker)),
+                    head: request.head, context: context)
             case .topics:
                 self.respond(self.api.topics(), head: request.head, context: context)
             case .topic:
@@ -294,6 +302,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// One publish of this client's rate (REST publishes, broadcasts and direct messages alike).
     private func takePublishToken() throws(APIError) {
         if let wait = self.limits.publishRate.acquire(client: self.clientAddress ?? "-") {
+            self.metrics.refused(.rateLimited)
             throw ServerLimits.rateLimited(retryAfter: wait)
         }
     }
@@ -331,7 +340,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             broker: self.api.broker, selectors: selectors,
             lastEventID: RESTAPI.lastEventID(request.target, headers: request.head.headers),
             responseHead: SSEHandler.responseHead(extraHeaders: self.cors.headers(origin: origin)),
-            slowConsumerBytes: self.configuration.slowConsumerBytes, logger: self.logger)
+            slowConsumerBytes: self.configuration.slowConsumerBytes, metrics: self.metrics, logger: self.logger)
         self.state = .handedOff
         do {
             try context.pipeline.syncOperations.addHandler(sse, position: .first)
@@ -370,7 +379,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             deflate: deflate.map { ($0.parameters, self.webSocketCompression) },
             maxMessageBytes: self.configuration.maxWebSocketMessageBytes, publishRate: self.limits.publishRate,
             clientAddress: self.clientAddress, slowConsumerBytes: self.configuration.slowConsumerBytes,
-            logger: self.logger)
+            metrics: self.metrics, logger: self.logger)
         let extraHeaders =
             self.cors.headers(origin: origin)
             + (deflate.map { [("Sec-WebSocket-Extensions", $0.responseHeaderValue)] } ?? [])

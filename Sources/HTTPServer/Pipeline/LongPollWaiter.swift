@@ -10,9 +10,9 @@ final class LongPollWaiter: Subscriber {
         self.onEvent = onEvent
     }
 
-    func deliver(_ event: BrokerEvent) -> Bool {
+    func deliver(_ event: BrokerEvent) -> Delivery {
         self.onEvent()
-        return false
+        return .skipped
     }
 
     func flush() {}

@@ -13,6 +13,7 @@ enum Route: Hashable, Sendable, CaseIterable {
     case topic
     case history
     case webSocket
+    case metrics
 
     /// The path as openapi.yaml writes it.
     var pathTemplate: String {
@@ -26,6 +27,7 @@ enum Route: Hashable, Sendable, CaseIterable {
         case .topic: return "/api/topics/{topic}"
         case .history: return "/api/events/history"
         case .webSocket: return "/api/ws"
+        case .metrics: return "/metrics"
         }
     }
 
@@ -38,7 +40,7 @@ enum Route: Hashable, Sendable, CaseIterable {
     /// Whether the route reads a request body (its method is POST).
     var acceptsBody: Bool {
         switch self {
-        case .events, .health, .topics, .topic, .history, .webSocket: return false
+        case .events, .health, .topics, .topic, .history, .webSocket, .metrics: return false
         case .publish, .broadcast, .message: return true
         }
     }
@@ -69,6 +71,7 @@ enum Router {
         case "/api/topics": return Match(route: .topics, topic: nil)
         case "/api/events/history": return Match(route: .history, topic: nil)
         case "/api/ws": return Match(route: .webSocket, topic: nil)
+        case "/metrics": return Match(route: .metrics, topic: nil)
         default:
             guard path.hasPrefix(Self.topicPrefix), path.count > Self.topicPrefix.count else { return nil }
             return Match(route: .topic, topic: String(path.dropFirst(Self.topicPrefix.count)))

@@ -25,6 +25,7 @@ final class SSEHandler: ChannelDuplexHandler, Subscriber {
     /// Needed only until the stream starts; then released, to keep an idle stream small.
     private var lastEventID: String?
     private var responseHead: ByteBuffer
+    private let metrics: ServerMetrics
     private let logger: Logger
     private var stateMachine: StreamStateMachine
     private var context: ChannelHandlerContext?
@@ -39,9 +40,10 @@ final class SSEHandler: ChannelDuplexHandler, Subscriber {
 
     init(
         broker: Broker, selectors: [TopicSelector], lastEventID: String?, responseHead: ByteBuffer,
-        slowConsumerBytes: Int, logger: Logger
+        slowConsumerBytes: Int, metrics: ServerMetrics = ServerMetrics(), logger: Logger
     ) {
         self.broker = broker
+        self.metrics = metrics
         self.selectors = selectors
         self.lastEventID = lastEventID
         self.responseHead = responseHead
@@ -149,27 +151,29 @@ final class SSEHandler: ChannelDuplexHandler, Subscriber {
     }
 
     /// Hot path. `event.sseChunk` is shared by every subscriber on this loop: never mutate it.
-    func deliver(_ event: BrokerEvent) -> Bool {
-        guard let context = self.context, event.id > self.lastDeliveredID else { return false }
+    func deliver(_ event: BrokerEvent) -> Delivery {
+        guard let context = self.context, event.id > self.lastDeliveredID else { return .skipped }
         self.lastDeliveredID = event.id
         switch self.stateMachine.eventPublished(bytes: event.sseChunk.readableBytes) {
         case .write:
             context.write(Self.wrapOutboundOut(event.sseChunk), promise: nil)
             defer { self.hasUnflushedWrites = true }
-            return !self.hasUnflushedWrites
+            return self.hasUnflushedWrites ? .written : .firstUnflushedWrite
         case .enqueue:
             self.queue = self.queue ?? CircularBuffer(initialCapacity: 16)
             self.queue!.append((event, true))
+            return .written
         case .closeSlowConsumer:
             self.logger.info(
                 "Closing slow consumer",
                 metadata: ["client.id": "\(self.clientID)", "queued.events": "\(self.queue?.count ?? 0)"])
             self.queue = nil
+            self.metrics.slowConsumerCut(.sse)
             context.close(promise: nil)
         case .none:
             break
         }
-        return false
+        return .skipped
     }
 
     func flush() {

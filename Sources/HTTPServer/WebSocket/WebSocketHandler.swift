@@ -44,6 +44,7 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
     private var lastEventID: String?
     private let maxMessageBytes: Int
     private let publishRate: PublishRateLimiter
+    private let metrics: ServerMetrics
     /// The client's IP address, its key for the publish rate.
     private let clientAddress: String?
     /// The agreed `permessage-deflate` parameters and the server's compressors; nil when not agreed.
@@ -78,8 +79,10 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
     init(
         api: RESTAPI, selectors: [TopicSelector], lastEventID: String?,
         deflate: (PerMessageDeflate.Parameters, WebSocketCompression)?, maxMessageBytes: Int,
-        publishRate: PublishRateLimiter, clientAddress: String?, slowConsumerBytes: Int, logger: Logger
+        publishRate: PublishRateLimiter, clientAddress: String?, slowConsumerBytes: Int,
+        metrics: ServerMetrics = ServerMetrics(), logger: Logger
     ) {
+        self.metrics = metrics
         self.api = api
         self.selectors = selectors
         self.lastEventID = lastEventID
@@ -288,6 +291,7 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
             self.write(WebSocketReply.pong(ref: message.ref), context: context)
         case .publish(let fields):
             if let wait = self.publishRate.acquire(client: self.clientAddress ?? "-") {
+                self.metrics.refused(.rateLimited)
                 return self.write(
                     WebSocketReply.error(ServerLimits.rateLimited(retryAfter: wait), ref: message.ref),
                     context: context)
@@ -377,27 +381,28 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
     // MARK: Delivering
 
     /// Hot path. The event's frame is shared by every WebSocket on this loop: never mutate it.
-    func deliver(_ event: BrokerEvent) -> Bool {
-        guard let context = self.context, !self.isClosing, event.id > self.lastLiveID else { return false }
+    func deliver(_ event: BrokerEvent) -> Delivery {
+        guard let context = self.context, !self.isClosing, event.id > self.lastLiveID else { return .skipped }
         self.lastLiveID = event.id
         if self.collected != nil {
             self.collected!.append(event)
-            return false
+            return .written
         }
         let frame = self.eventFrame(event, context: context)
         switch self.stateMachine.eventPublished(bytes: frame.readableBytes) {
         case .write:
             context.write(Self.wrapOutboundOut(frame), promise: nil)
             defer { self.hasUnflushedWrites = true }
-            return !self.hasUnflushedWrites
+            return self.hasUnflushedWrites ? .written : .firstUnflushedWrite
         case .enqueue:
             self.enqueue(frame, isLive: true)
+            return .written
         case .closeSlowConsumer:
             self.closeSlowConsumer(context: context)
         case .none:
             break
         }
-        return false
+        return .skipped
     }
 
     func flush() {
@@ -496,6 +501,7 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
     }
 
     private func closeSlowConsumer(context: ChannelHandlerContext) {
+        self.metrics.slowConsumerCut(.webSocket)
         self.logger.info(
             "Closing slow consumer",
             metadata: ["client.id": "\(self.clientID)", "queued.frames": "\(self.queue?.count ?? 0)"])

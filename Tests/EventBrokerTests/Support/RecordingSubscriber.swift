@@ -20,11 +20,11 @@ final class RecordingSubscriber: Subscriber {
 
     var ids: [EventID] { self.events.map(\.id) }
 
-    func deliver(_ event: BrokerEvent) -> Bool {
+    func deliver(_ event: BrokerEvent) -> Delivery {
         self.deliveries += 1
-        guard self.write(event) else { return false }
+        guard self.write(event) else { return .skipped }
         defer { self.hasUnflushedWrites = true }
-        return !self.hasUnflushedWrites
+        return self.hasUnflushedWrites ? .written : .firstUnflushedWrite
     }
 
     func flush() {

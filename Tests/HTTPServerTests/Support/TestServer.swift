@@ -20,8 +20,12 @@ final class TestServer {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
-        self.broker = Broker(group: self.group, configuration: configuration.bus, logger: logger)
-        self.server = BrokerServer(configuration: configuration, broker: self.broker, group: self.group, logger: logger)
+        let metrics = ServerMetrics()
+        self.broker = Broker(
+            group: self.group, configuration: configuration.bus, metrics: BusMetrics(factory: metrics.factory),
+            logger: logger)
+        self.server = BrokerServer(
+            configuration: configuration, broker: self.broker, group: self.group, metrics: metrics, logger: logger)
         self.port = try await self.server.start()
     }
 
