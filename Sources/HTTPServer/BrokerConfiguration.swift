@@ -34,6 +34,8 @@ public struct BrokerConfiguration: Sendable {
     public var corsAllowedOrigins: [String]
     /// How long shutdown waits for connections to finish before closing them.
     public var shutdownGracePeriod: Duration
+    /// The certificate and key to serve HTTPS (and `wss://`) with; nil serves plain HTTP.
+    public var tls: TLS?
     public var bus: BusConfiguration
 
     public init(
@@ -52,6 +54,7 @@ public struct BrokerConfiguration: Sendable {
         slowConsumerBytes: Int = 4 * 1024 * 1024,
         corsAllowedOrigins: [String] = ["*"],
         shutdownGracePeriod: Duration = .seconds(3),
+        tls: TLS? = nil,
         bus: BusConfiguration = BusConfiguration()
     ) {
         self.host = host
@@ -69,6 +72,7 @@ public struct BrokerConfiguration: Sendable {
         self.slowConsumerBytes = slowConsumerBytes
         self.corsAllowedOrigins = corsAllowedOrigins
         self.shutdownGracePeriod = shutdownGracePeriod
+        self.tls = tls
         self.bus = bus
     }
 }
