@@ -7,17 +7,26 @@ import NIOHTTP1
 ///
 /// ```
 /// head ─ RequestTimeoutHandler ─ HTTPRequestDecoder ─ HTTPRequestHandler ─ tail
+/// head ─ SSEHandler ─ tail                                                  (once a GET /api/events has ended)
+/// head ─ WebSocketFrameDecoder ─ WebSocketHandler ─ tail                                (after the 101)
 /// ```
 /// Responses are written as raw bytes by `HTTPRequestHandler` (see `HTTPResponseWriter`): every answer is complete
 /// and small, so no response encoder sits in the pipeline.
-/// Every handler added here is listed in `Handlers.all`, so `remove` leaves nothing of HTTP behind: a stream then
-/// costs only its `SSEHandler`. A new setup handler must be added to `all` too (a test checks the pipeline).
+/// Every HTTP handler added here is listed in `Handlers.all`, so `remove` leaves nothing of HTTP behind: a stream
+/// then costs only its own handler. A new HTTP handler must be added to `all` too (a test checks the pipeline).
+/// A handler in front of the HTTP ones (one that serves the connection for its whole life, such as TLS) is not in
+/// `all`, and a stream's handlers go at `Handlers.streamPosition`, behind it.
 enum HTTPPipeline {
     struct Handlers {
         let timeout: RequestTimeoutHandler
         let decoder: ByteToMessageHandler<HTTPRequestDecoder>
 
         var all: [any RemovableChannelHandler] { [self.timeout, self.decoder] }
+
+        /// Where a stream's own handlers go: just in front of the first HTTP handler, so behind whatever the
+        /// connection keeps for its whole life (TLS). `.first` would put them in front of the TLS handler, writing
+        /// plaintext to the socket and reading ciphertext.
+        var streamPosition: ChannelPipeline.SynchronousOperations.Position { .before(self.timeout) }
     }
 
     /// Takes a connection slot from `limits` (given back when the channel closes); a connection over a limit is still
@@ -68,7 +77,7 @@ enum HTTPPipeline {
         return limits
     }
 
-    /// Removes every HTTP handler, leaving whatever was added in front of them (the stream's own handler).
+    /// Removes every HTTP handler, leaving whatever sits in front of them (the stream's own handlers, and TLS).
     /// Must run on the channel's event loop.
     static func remove(_ handlers: Handlers, requestHandler: HTTPRequestHandler, from pipeline: ChannelPipeline) {
         let sync = pipeline.syncOperations

@@ -343,7 +343,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             slowConsumerBytes: self.configuration.slowConsumerBytes, metrics: self.metrics, logger: self.logger)
         self.state = .handedOff
         do {
-            try context.pipeline.syncOperations.addHandler(sse, position: .first)
+            try context.pipeline.syncOperations.addHandler(sse, position: self.pipelineHandlers.streamPosition)
         } catch {
             context.close(promise: nil)
             return
@@ -411,8 +411,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         let decoder = ByteToMessageHandler(
             WebSocketFrameDecoder(maxFrameSize: self.configuration.maxWebSocketMessageBytes))
         do {
-            try context.pipeline.syncOperations.addHandler(handler, position: .first)
-            try context.pipeline.syncOperations.addHandler(decoder, position: .first)
+            try context.pipeline.syncOperations.addHandlers(
+                [decoder, handler], position: self.pipelineHandlers.streamPosition)
         } catch {
             context.close(promise: nil)
             return

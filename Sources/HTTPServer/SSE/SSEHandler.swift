@@ -2,9 +2,9 @@ import EventBroker
 import Logging
 import NIOCore
 
-/// One Server-Sent Events stream. Takes over the connection once its `GET /api/events` has ended: it sits first in
-/// the pipeline, writes raw bytes (the response head, then pre-encoded chunks), and ignores anything the client
-/// sends afterwards.
+/// One Server-Sent Events stream. Takes over the connection once its `GET /api/events` has ended: it takes the place
+/// of the HTTP handlers (behind TLS, if the server has it), writes raw bytes (the response head, then pre-encoded
+/// chunks), and ignores anything the client sends afterwards.
 ///
 /// ```
 /// HTTP/1.1 200 OK ... Transfer-Encoding: chunked      (head, with CORS headers for this request)
