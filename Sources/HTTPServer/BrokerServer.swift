@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOExtras
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 
 /// The HTTP/1.1 server: binds, accepts, sets up each connection's pipeline, and shuts down gracefully.
@@ -11,6 +12,13 @@ import ServiceLifecycle
 /// As a `Service` it runs until graceful shutdown, then stops accepting, asks every connection to finish (streams
 /// end with a `retry:` hint so clients reconnect at once, long polls answer, idle keep-alives close) and waits up
 /// to `shutdownGracePeriod` for them.
+///
+/// With `configuration.tls` it serves HTTPS only: the certificate chain and key are loaded once, before binding,
+/// into one `NIOSSLContext` that every connection shares. TLS has its costs on a broker: every delivery is
+/// encrypted per connection (the zero-allocation fan-out is plain HTTP's), and NIOSSL keeps a 32 KiB read buffer and
+/// a write buffer of at least 16 KiB per connection. The slow-consumer cap still applies: NIOSSL encrypts on flush
+/// and writes to the socket at once, so `isWritable` and the water mark count the ciphertext (each event some 20 to
+/// 30 bytes larger).
 public final class BrokerServer: Service, Sendable {
     private struct State {
         var channel: (any Channel)?
@@ -44,8 +52,11 @@ public final class BrokerServer: Service, Sendable {
     public var connectionCount: Int { self.limits.connections.count }
 
     /// Binds the listening socket and returns the port it is on (useful with port 0).
+    ///
+    /// Throws `TLSSetupError` before binding when the TLS certificate chain or key cannot be used.
     @discardableResult
     public func start() async throws -> Int {
+        let tls = try self.configuration.tls?.makeSSLContext()
         let quiescing = ServerQuiescingHelper(group: self.group)
         let api = RESTAPI(broker: self.broker, configuration: self.configuration, startedAt: .now)
         let configuration = self.configuration
@@ -74,7 +85,7 @@ public final class BrokerServer: Service, Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try HTTPPipeline.configure(
-                        channel, api: api, configuration: configuration, limits: limits,
+                        channel, api: api, configuration: configuration, tls: tls, limits: limits,
                         webSocketCompression: compression, metrics: metrics, logger: logger)
                 }
             }
@@ -87,8 +98,18 @@ public final class BrokerServer: Service, Sendable {
         let port = channel.localAddress?.port ?? self.configuration.port
         self.logger.notice(
             "EventBroker listening",
-            metadata: ["host": "\(self.configuration.host)", "port": "\(port)", "version": "\(RESTAPI.version)"])
+            metadata: [
+                "host": "\(self.configuration.host)", "port": "\(port)",
+                "url": "\(Self.baseURL(host: self.configuration.host, port: port, tls: tls != nil))",
+                "version": "\(RESTAPI.version)",
+            ])
         return port
+    }
+
+    /// `http://host:port` or `https://host:port`, with an IPv6 address in brackets.
+    static func baseURL(host: String, port: Int, tls: Bool) -> String {
+        let authority = host.contains(":") ? "[\(host)]" : host
+        return "\(tls ? "https" : "http")://\(authority):\(port)"
     }
 
     /// The bound port, once started.

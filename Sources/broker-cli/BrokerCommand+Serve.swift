@@ -33,6 +33,10 @@ struct Serve: AsyncParsableCommand {
             services: [broker, server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         do {
             try await services.run()
+        } catch let error as TLSSetupError {
+            // An unusable certificate or key stops the start-up: one line naming the file, and a failure exit.
+            try? await group.shutdownGracefully()
+            throw error
         } catch {
             logger.critical("EventBroker stopped", metadata: ["error": "\(error)"])
             try? await group.shutdownGracefully()

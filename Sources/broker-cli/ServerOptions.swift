@@ -71,6 +71,15 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Time a client has to send a whole request, e.g. 30s. (env: BROKER_REQUEST_TIMEOUT, default: 30s)")
     var requestTimeout: String?
 
+    @Option(
+        help:
+            "PEM certificate chain to serve HTTPS (and wss://) with; needs --tls-key. (env: BROKER_TLS_CERT, default: plain HTTP)"
+    )
+    var tlsCert: String?
+
+    @Option(help: "PEM private key of the --tls-cert certificate, unencrypted. (env: BROKER_TLS_KEY)")
+    var tlsKey: String?
+
     @Option(help: "trace, debug, info, notice, warning, error or critical. (env: BROKER_LOG_LEVEL, default: info)")
     var logLevel: String?
 
@@ -173,6 +182,18 @@ struct ServerOptions: ParsableArguments {
             let timeout = try Self.duration(text, "--request-timeout")
             guard timeout > .zero else { throw ValidationError("--request-timeout must be more than 0.") }
             configuration.requestTimeout = timeout
+        }
+        // The files themselves are read when the server starts (a `TLSSetupError` names a bad one).
+        switch (self.value(self.tlsCert, "BROKER_TLS_CERT"), self.value(self.tlsKey, "BROKER_TLS_KEY")) {
+        case (let certificate?, let key?):
+            configuration.tls = BrokerConfiguration.TLS(certificateChainPath: certificate, privateKeyPath: key)
+        case (.some, nil):
+            throw ValidationError("--tls-cert needs --tls-key (or BROKER_TLS_KEY): the certificate's private key.")
+        case (nil, .some):
+            throw ValidationError(
+                "--tls-key needs --tls-cert (or BROKER_TLS_CERT): the certificate chain it belongs to.")
+        case (nil, nil):
+            break
         }
         return configuration
     }

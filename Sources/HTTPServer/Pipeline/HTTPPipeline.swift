@@ -1,21 +1,22 @@
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 
 /// Sets up the HTTP/1.1 pipeline of a new connection, and takes it down again when a request becomes an event
 /// stream.
 ///
 /// ```
-/// head ─ RequestTimeoutHandler ─ HTTPRequestDecoder ─ HTTPRequestHandler ─ tail
-/// head ─ SSEHandler ─ tail                                                  (once a GET /api/events has ended)
-/// head ─ WebSocketFrameDecoder ─ WebSocketHandler ─ tail                                (after the 101)
+/// head ─ [NIOSSLServerHandler] ─ RequestTimeoutHandler ─ HTTPRequestDecoder ─ HTTPRequestHandler ─ tail
+/// head ─ [NIOSSLServerHandler] ─ SSEHandler ─ tail                          (once a GET /api/events has ended)
+/// head ─ [NIOSSLServerHandler] ─ WebSocketFrameDecoder ─ WebSocketHandler ─ tail        (after the 101)
 /// ```
 /// Responses are written as raw bytes by `HTTPRequestHandler` (see `HTTPResponseWriter`): every answer is complete
 /// and small, so no response encoder sits in the pipeline.
 /// Every HTTP handler added here is listed in `Handlers.all`, so `remove` leaves nothing of HTTP behind: a stream
 /// then costs only its own handler. A new HTTP handler must be added to `all` too (a test checks the pipeline).
-/// A handler in front of the HTTP ones (one that serves the connection for its whole life, such as TLS) is not in
-/// `all`, and a stream's handlers go at `Handlers.streamPosition`, behind it.
+/// The TLS handler is not HTTP: it serves the connection for its whole life, so it is not in `all`, and a stream's
+/// handlers go at `Handlers.streamPosition`, behind it.
 enum HTTPPipeline {
     struct Handlers {
         let timeout: RequestTimeoutHandler
@@ -32,12 +33,15 @@ enum HTTPPipeline {
     /// Takes a connection slot from `limits` (given back when the channel closes); a connection over a limit is still
     /// set up, and its handler answers its first request with a retryable refusal.
     /// - Parameters:
+    ///   - tls: The server's TLS context; with one, a `NIOSSLServerHandler` goes first and the connection speaks
+    ///     HTTPS.
     ///   - limits: The server's shared limits; nil makes a set from `configuration` for this channel alone.
     ///   - webSocketCompression: The server's per-loop compressors; nil makes one for this channel's loop alone.
     ///   - metrics: The server's metrics; nil counts into a registry of this channel's own.
     static func configure(
-        _ channel: any Channel, api: RESTAPI, configuration: BrokerConfiguration, limits: ServerLimits? = nil,
-        webSocketCompression: WebSocketCompression? = nil, metrics: ServerMetrics? = nil, logger: Logger
+        _ channel: any Channel, api: RESTAPI, configuration: BrokerConfiguration, tls: NIOSSLContext? = nil,
+        limits: ServerLimits? = nil, webSocketCompression: WebSocketCompression? = nil, metrics: ServerMetrics? = nil,
+        logger: Logger
     ) throws {
         let metrics = metrics ?? ServerMetrics()
         let limits = limits ?? ServerLimits(configuration)
@@ -63,6 +67,9 @@ enum HTTPPipeline {
             webSocketCompression: webSocketCompression ?? WebSocketCompression(eventLoops: [channel.eventLoop]),
             metrics: metrics, logger: logger)
         let sync = channel.pipeline.syncOperations
+        if let tls {
+            try sync.addHandler(NIOSSLServerHandler(context: tls))
+        }
         try sync.addHandler(handlers.timeout)
         try sync.addHandler(handlers.decoder)
         try sync.addHandler(requestHandler)
@@ -77,7 +84,7 @@ enum HTTPPipeline {
         return limits
     }
 
-    /// Removes every HTTP handler, leaving whatever sits in front of them (the stream's own handlers, and TLS).
+    /// Removes every HTTP handler, leaving whatever sits in front of them (TLS, and the stream's own handlers).
     /// Must run on the channel's event loop.
     static func remove(_ handlers: Handlers, requestHandler: HTTPRequestHandler, from pipeline: ChannelPipeline) {
         let sync = pipeline.syncOperations
