@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs what the build and the tests need on a fresh Debian machine: curl (live tests), zlib and SQLite headers
-# (for the compression and durable-store modules), and the Python packages the tests use.
+# Installs what the build and the tests need on a fresh Debian machine: curl (live tests), openssl (the TLS tests make
+# their certificate with it), zlib and SQLite headers (for the compression and durable-store modules), and the Python
+# packages the tests use.
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 
 need_apt=()
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+[ -x /usr/bin/openssl ] || need_apt+=(openssl)
 dpkg -s zlib1g-dev >/dev/null 2>&1 || need_apt+=(zlib1g-dev)
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || need_apt+=(libsqlite3-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
