@@ -12,6 +12,8 @@ let package = Package(
         .executable(name: "broker-cli", targets: ["broker-cli"]),
         .library(name: "EventBroker", targets: ["EventBroker"]),
         .library(name: "HTTPServer", targets: ["HTTPServer"]),
+        .library(name: "BrokerJWT", targets: ["BrokerJWT"]),
+        .library(name: "BrokerTLS", targets: ["BrokerTLS"]),
         .library(name: "BrokerClient", targets: ["BrokerClient"]),
     ],
     dependencies: [
@@ -38,7 +40,25 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // JSON Web Tokens (jwt-kit, and so swift-crypto's BoringSSL): verifies the tokens the bus's policy reads.
+        .target(
+            name: "BrokerJWT",
+            dependencies: [
+                "EventBroker",
                 .product(name: "JWTKit", package: "jwt-kit"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // TLS (swift-nio-ssl, and so its BoringSSL): the `ConnectionSecurity` HTTPServer puts first on a connection.
+        .target(
+            name: "BrokerTLS",
+            dependencies: [
+                "HTTPServer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strictSettings
         ),
@@ -53,7 +73,6 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "CompressNIO", package: "compress-nio"),
@@ -86,6 +105,8 @@ let package = Package(
             dependencies: [
                 "EventBroker",
                 "HTTPServer",
+                "BrokerJWT",
+                "BrokerTLS",
                 "BrokerClient",
                 "BrokerBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -114,6 +135,14 @@ let package = Package(
                 "EventBroker",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "BrokerJWTTests",
+            dependencies: [
+                "EventBroker",
+                "BrokerJWT",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
@@ -142,6 +171,8 @@ let package = Package(
             dependencies: [
                 "EventBroker",
                 "HTTPServer",
+                "BrokerJWT",
+                "BrokerTLS",
                 "BrokerClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

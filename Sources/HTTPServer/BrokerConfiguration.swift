@@ -34,8 +34,8 @@ public struct BrokerConfiguration: Sendable {
     public var corsAllowedOrigins: [String]
     /// How long shutdown waits for connections to finish before closing them.
     public var shutdownGracePeriod: Duration
-    /// The certificate and key to serve HTTPS (and `wss://`) with; nil serves plain HTTP.
-    public var tls: TLS?
+    /// What secures each connection before HTTP (TLS, from `BrokerTLS`); nil serves plain HTTP.
+    public var connectionSecurity: (any ConnectionSecurity)?
     public var bus: BusConfiguration
 
     public init(
@@ -54,7 +54,7 @@ public struct BrokerConfiguration: Sendable {
         slowConsumerBytes: Int = 4 * 1024 * 1024,
         corsAllowedOrigins: [String] = ["*"],
         shutdownGracePeriod: Duration = .seconds(3),
-        tls: TLS? = nil,
+        connectionSecurity: (any ConnectionSecurity)? = nil,
         bus: BusConfiguration = BusConfiguration()
     ) {
         self.host = host
@@ -72,7 +72,7 @@ public struct BrokerConfiguration: Sendable {
         self.slowConsumerBytes = slowConsumerBytes
         self.corsAllowedOrigins = corsAllowedOrigins
         self.shutdownGracePeriod = shutdownGracePeriod
-        self.tls = tls
+        self.connectionSecurity = connectionSecurity
         self.bus = bus
     }
 }

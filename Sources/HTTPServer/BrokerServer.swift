@@ -4,7 +4,6 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOExtras
 import NIOPosix
-import NIOSSL
 import ServiceLifecycle
 
 /// The HTTP/1.1 server: binds, accepts, sets up each connection's pipeline, and shuts down gracefully.
@@ -13,12 +12,8 @@ import ServiceLifecycle
 /// end with a `retry:` hint so clients reconnect at once, long polls answer, idle keep-alives close) and waits up
 /// to `shutdownGracePeriod` for them.
 ///
-/// With `configuration.tls` it serves HTTPS only: the certificate chain and key are loaded once, before binding,
-/// into one `NIOSSLContext` that every connection shares. TLS has its costs on a broker: every delivery is
-/// encrypted per connection (the zero-allocation fan-out is plain HTTP's), and NIOSSL keeps a 32 KiB read buffer and
-/// a write buffer of at least 16 KiB per connection. The slow-consumer cap still applies: NIOSSL encrypts on flush
-/// and writes to the socket at once, so `isWritable` and the water mark count the ciphertext (each event some 20 to
-/// 30 bytes larger).
+/// With `configuration.connectionSecurity` (TLS, from `BrokerTLS`) it serves HTTPS only, securing every connection
+/// before HTTP reads it.
 public final class BrokerServer: Service, Sendable {
     private struct State {
         var channel: (any Channel)?
@@ -52,11 +47,8 @@ public final class BrokerServer: Service, Sendable {
     public var connectionCount: Int { self.limits.connections.count }
 
     /// Binds the listening socket and returns the port it is on (useful with port 0).
-    ///
-    /// Throws `TLSSetupError` before binding when the TLS certificate chain or key cannot be used.
     @discardableResult
     public func start() async throws -> Int {
-        let tls = try self.configuration.tls?.makeSSLContext()
         let quiescing = ServerQuiescingHelper(group: self.group)
         let api = RESTAPI(broker: self.broker, configuration: self.configuration, startedAt: .now)
         let configuration = self.configuration
@@ -85,7 +77,7 @@ public final class BrokerServer: Service, Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try HTTPPipeline.configure(
-                        channel, api: api, configuration: configuration, tls: tls, limits: limits,
+                        channel, api: api, configuration: configuration, limits: limits,
                         webSocketCompression: compression, metrics: metrics, logger: logger)
                 }
             }
@@ -96,20 +88,21 @@ public final class BrokerServer: Service, Sendable {
             $0.quiescing = quiescing
         }
         let port = channel.localAddress?.port ?? self.configuration.port
+        let scheme = self.configuration.connectionSecurity?.scheme ?? "http"
         self.logger.notice(
             "EventBroker listening",
             metadata: [
                 "host": "\(self.configuration.host)", "port": "\(port)",
-                "url": "\(Self.baseURL(host: self.configuration.host, port: port, tls: tls != nil))",
+                "url": "\(Self.baseURL(host: self.configuration.host, port: port, scheme: scheme))",
                 "version": "\(RESTAPI.version)",
             ])
         return port
     }
 
     /// `http://host:port` or `https://host:port`, with an IPv6 address in brackets.
-    static func baseURL(host: String, port: Int, tls: Bool) -> String {
+    static func baseURL(host: String, port: Int, scheme: String) -> String {
         let authority = host.contains(":") ? "[\(host)]" : host
-        return "\(tls ? "https" : "http")://\(authority):\(port)"
+        return "\(scheme)://\(authority):\(port)"
     }
 
     /// The bound port, once started.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BrokerTLS
 import EventBroker
 import HTTPServer
 import Logging
@@ -14,7 +15,9 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var options: ServerOptions
 
     func run() async throws {
-        let configuration = try self.options.configuration()
+        var configuration = try self.options.configuration()
+        // An unusable certificate or key stops the start-up before anything runs: one line naming the file.
+        configuration.connectionSecurity = try self.options.tlsFiles()?.makeConnectionSecurity()
         let level = try self.options.logLevelValue()
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -33,10 +36,6 @@ struct Serve: AsyncParsableCommand {
             services: [broker, server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         do {
             try await services.run()
-        } catch let error as TLSSetupError {
-            // An unusable certificate or key stops the start-up: one line naming the file, and a failure exit.
-            try? await group.shutdownGracefully()
-            throw error
         } catch {
             logger.critical("EventBroker stopped", metadata: ["error": "\(error)"])
             try? await group.shutdownGracefully()

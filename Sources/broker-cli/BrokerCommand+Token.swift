@@ -1,4 +1,5 @@
 import ArgumentParser
+import BrokerJWT
 import EventBroker
 import Foundation
 

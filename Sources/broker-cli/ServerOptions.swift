@@ -1,4 +1,5 @@
 import ArgumentParser
+import BrokerTLS
 import EventBroker
 import HTTPServer
 import Logging
@@ -183,19 +184,23 @@ struct ServerOptions: ParsableArguments {
             guard timeout > .zero else { throw ValidationError("--request-timeout must be more than 0.") }
             configuration.requestTimeout = timeout
         }
-        // The files themselves are read when the server starts (a `TLSSetupError` names a bad one).
+        return configuration
+    }
+
+    /// The `--tls-cert` and `--tls-key` files, both or neither; `Serve` reads them before binding (a
+    /// `TLSSetupError` names a bad one).
+    func tlsFiles() throws -> TLSFiles? {
         switch (self.value(self.tlsCert, "BROKER_TLS_CERT"), self.value(self.tlsKey, "BROKER_TLS_KEY")) {
         case (let certificate?, let key?):
-            configuration.tls = BrokerConfiguration.TLS(certificateChainPath: certificate, privateKeyPath: key)
+            return TLSFiles(certificateChainPath: certificate, privateKeyPath: key)
         case (.some, nil):
             throw ValidationError("--tls-cert needs --tls-key (or BROKER_TLS_KEY): the certificate's private key.")
         case (nil, .some):
             throw ValidationError(
                 "--tls-key needs --tls-cert (or BROKER_TLS_CERT): the certificate chain it belongs to.")
         case (nil, nil):
-            break
+            return nil
         }
-        return configuration
     }
 
     private func int(_ flag: Int?, _ variable: String, _ name: String) throws -> Int? {

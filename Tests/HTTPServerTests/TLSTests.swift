@@ -1,3 +1,4 @@
+import BrokerTLS
 import EventBroker
 import Foundation
 import Logging
@@ -20,8 +21,9 @@ struct TLSTests {
     ) async throws {
         let certificate = try TestCertificate()
         defer { certificate.remove() }
+        let security = try certificate.files.makeConnectionSecurity()
         let server = try await TestServer {
-            $0.tls = certificate.configuration
+            $0.connectionSecurity = security
             configure(&$0)
         }
         do {
@@ -216,25 +218,14 @@ struct TLSTests {
 
     // MARK: Start-up errors
 
-    /// Starts a server with `tls` and returns what `start()` threw, or nil if it started.
-    static func startUpError(_ tls: BrokerConfiguration.TLS) async throws -> TLSSetupError? {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let configuration = BrokerConfiguration(host: "127.0.0.1", port: 0, eventLoopThreads: 1, tls: tls)
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let broker = Broker(group: group, configuration: configuration.bus, logger: logger)
-        let server = BrokerServer(configuration: configuration, broker: broker, group: group, logger: logger)
-        var thrown: TLSSetupError?
+    /// What reading `files` threw, or nil if they make a usable TLS set-up.
+    static func startUpError(_ files: TLSFiles) -> TLSSetupError? {
         do {
-            try await server.start()
-            await server.stop()
-        } catch let error as TLSSetupError {
-            thrown = error
-            #expect(server.port == nil, "nothing is bound after a TLS error")
+            _ = try files.makeConnectionSecurity()
+            return nil
+        } catch {
+            return error
         }
-        broker.shutdown()
-        try await group.shutdownGracefully()
-        return thrown
     }
 
     @Test func missingKeyFileFailsTheStartNamingTheFile() async throws {
@@ -242,8 +233,8 @@ struct TLSTests {
         defer { certificate.remove() }
         let missing = certificate.path("missing-key.pem")
         let error = try #require(
-            try await Self.startUpError(
-                BrokerConfiguration.TLS(certificateChainPath: certificate.certificatePath, privateKeyPath: missing)))
+            Self.startUpError(
+                TLSFiles(certificateChainPath: certificate.certificatePath, privateKeyPath: missing)))
         #expect(error.file == .privateKey)
         #expect(error.description == "TLS private key \(missing): no such file")
     }
@@ -281,8 +272,8 @@ struct TLSTests {
             (cert, other, .init(.privateKey, path: other, reason: "does not match the certificate in \(cert)")),
         ]
         for (chainPath, keyPath, expected) in cases {
-            let error = try await Self.startUpError(
-                BrokerConfiguration.TLS(certificateChainPath: chainPath, privateKeyPath: keyPath))
+            let error = Self.startUpError(
+                TLSFiles(certificateChainPath: chainPath, privateKeyPath: keyPath))
             #expect(error == expected)
         }
     }

@@ -1,15 +1,14 @@
 import Logging
 import NIOCore
 import NIOHTTP1
-import NIOSSL
 
 /// Sets up the HTTP/1.1 pipeline of a new connection, and takes it down again when a request becomes an event
 /// stream.
 ///
 /// ```
-/// head ─ [NIOSSLServerHandler] ─ RequestTimeoutHandler ─ HTTPRequestDecoder ─ HTTPRequestHandler ─ tail
-/// head ─ [NIOSSLServerHandler] ─ SSEHandler ─ tail                          (once a GET /api/events has ended)
-/// head ─ [NIOSSLServerHandler] ─ WebSocketFrameDecoder ─ WebSocketHandler ─ tail        (after the 101)
+/// head ─ [TLS] ─ RequestTimeoutHandler ─ HTTPRequestDecoder ─ HTTPRequestHandler ─ tail
+/// head ─ [TLS] ─ SSEHandler ─ tail                          (once a GET /api/events has ended)
+/// head ─ [TLS] ─ WebSocketFrameDecoder ─ WebSocketHandler ─ tail        (after the 101)
 /// ```
 /// Responses are written as raw bytes by `HTTPRequestHandler` (see `HTTPResponseWriter`): every answer is complete
 /// and small, so no response encoder sits in the pipeline.
@@ -33,13 +32,11 @@ enum HTTPPipeline {
     /// Takes a connection slot from `limits` (given back when the channel closes); a connection over a limit is still
     /// set up, and its handler answers its first request with a retryable refusal.
     /// - Parameters:
-    ///   - tls: The server's TLS context; with one, a `NIOSSLServerHandler` goes first and the connection speaks
-    ///     HTTPS.
     ///   - limits: The server's shared limits; nil makes a set from `configuration` for this channel alone.
     ///   - webSocketCompression: The server's per-loop compressors; nil makes one for this channel's loop alone.
     ///   - metrics: The server's metrics; nil counts into a registry of this channel's own.
     static func configure(
-        _ channel: any Channel, api: RESTAPI, configuration: BrokerConfiguration, tls: NIOSSLContext? = nil,
+        _ channel: any Channel, api: RESTAPI, configuration: BrokerConfiguration,
         limits: ServerLimits? = nil, webSocketCompression: WebSocketCompression? = nil, metrics: ServerMetrics? = nil,
         logger: Logger
     ) throws {
@@ -67,9 +64,7 @@ enum HTTPPipeline {
             webSocketCompression: webSocketCompression ?? WebSocketCompression(eventLoops: [channel.eventLoop]),
             metrics: metrics, logger: logger)
         let sync = channel.pipeline.syncOperations
-        if let tls {
-            try sync.addHandler(NIOSSLServerHandler(context: tls))
-        }
+        try configuration.connectionSecurity?.secure(sync)
         try sync.addHandler(handlers.timeout)
         try sync.addHandler(handlers.decoder)
         try sync.addHandler(requestHandler)

@@ -1,5 +1,5 @@
+import BrokerTLS
 import Foundation
-import HTTPServer
 
 /// A self-signed certificate for `127.0.0.1` and `localhost`, made by `/usr/bin/openssl` in a temporary directory
 /// that `remove()` deletes.
@@ -27,8 +27,8 @@ final class TestCertificate {
         }
     }
 
-    var configuration: BrokerConfiguration.TLS {
-        BrokerConfiguration.TLS(certificateChainPath: self.certificatePath, privateKeyPath: self.keyPath)
+    var files: TLSFiles {
+        TLSFiles(certificateChainPath: self.certificatePath, privateKeyPath: self.keyPath)
     }
 
     /// A path in the certificate's directory (removed with it).

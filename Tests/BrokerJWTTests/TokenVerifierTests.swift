@@ -1,3 +1,4 @@
+import BrokerJWT
 import EventBroker
 import Foundation
 import Testing

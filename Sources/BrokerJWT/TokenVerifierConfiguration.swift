@@ -1,3 +1,5 @@
+import EventBroker
+
 /// The keys and checks of a ``TokenVerifier``: an HS256 secret, a PEM public key (RS256 or ES256), or both.
 ///
 /// The algorithm a token may use follows from the keys alone: a secret allows HS256, an RSA public key RS256 and a

@@ -1,3 +1,4 @@
+import EventBroker
 import JWTKit
 
 #if canImport(FoundationEssentials)

@@ -1,3 +1,4 @@
+import HTTPServer
 import NIOCore
 import NIOSSL
 
@@ -7,27 +8,32 @@ import NIOSSL
     import Darwin
 #endif
 
-extension BrokerConfiguration {
-    /// The certificate chain and private key the listener serves HTTPS with (and so `wss://` on `/api/ws`).
-    ///
-    /// Both are PEM files, read once when the server starts into one `NIOSSLContext` that every connection shares:
-    /// replacing them takes a restart. The key must be unencrypted and belong to the chain's first certificate. One
-    /// file holding both the chain and the key may be named twice. Anything unusable is a `TLSSetupError` naming
-    /// the file.
-    public struct TLS: Hashable, Sendable {
-        /// The server's certificate, then the intermediates clients need to reach a root they trust.
-        public var certificateChainPath: String
-        /// The private key of the chain's first certificate (PKCS#8, or a traditional RSA or EC key).
-        public var privateKeyPath: String
+/// The certificate chain and private key the listener serves HTTPS with (and so `wss://` on `/api/ws`).
+///
+/// Both are PEM files, read once when the server starts into one `NIOSSLContext` that every connection shares:
+/// replacing them takes a restart. The key must be unencrypted and belong to the chain's first certificate. One
+/// file holding both the chain and the key may be named twice. Anything unusable is a `TLSSetupError` naming
+/// the file.
+public struct TLSFiles: Hashable, Sendable {
+    /// The server's certificate, then the intermediates clients need to reach a root they trust.
+    public var certificateChainPath: String
+    /// The private key of the chain's first certificate (PKCS#8, or a traditional RSA or EC key).
+    public var privateKeyPath: String
 
-        public init(certificateChainPath: String, privateKeyPath: String) {
-            self.certificateChainPath = certificateChainPath
-            self.privateKeyPath = privateKeyPath
-        }
+    public init(certificateChainPath: String, privateKeyPath: String) {
+        self.certificateChainPath = certificateChainPath
+        self.privateKeyPath = privateKeyPath
+    }
+
+    /// Reads and checks both files, and returns what `BrokerConfiguration.connectionSecurity` takes to serve HTTPS.
+    ///
+    /// Blocking file I/O: call it once, at start-up, off the event loops.
+    public func makeConnectionSecurity() throws(TLSSetupError) -> TLSConnectionSecurity {
+        TLSConnectionSecurity(context: try self.makeSSLContext())
     }
 }
 
-extension BrokerConfiguration.TLS {
+extension TLSFiles {
     /// Larger files are not a certificate chain or a key; refusing them keeps a wrong path from being read whole.
     static let maxFileBytes = 1024 * 1024
     /// How long a closing connection waits for the client's `close_notify` after sending its own (NIOSSL's default

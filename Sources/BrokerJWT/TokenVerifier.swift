@@ -1,3 +1,4 @@
+import EventBroker
 import JWTKit
 
 #if canImport(FoundationEssentials)
@@ -37,7 +38,7 @@ import JWTKit
 /// Cost, per connection or request and never per event: two base64 and two small JSON decodes plus one signature
 /// check, under 0.35 ms for each algorithm in a debug build (most of it decoding; RSA-2048 and P-256 verification
 /// add little). Immutable and `Sendable`: one verifier serves every event loop at once, without locks.
-public struct TokenVerifier: Sendable {
+public struct TokenVerifier: AccessTokenVerifying {
     private struct Key: Sendable {
         let name: String
         let algorithm: any JWTAlgorithm

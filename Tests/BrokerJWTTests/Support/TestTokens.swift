@@ -1,3 +1,4 @@
+import BrokerJWT
 import Crypto
 import CryptoExtras
 import EventBroker

@@ -1,3 +1,5 @@
+import EventBroker
+
 #if canImport(FoundationEssentials)
     import FoundationEssentials
 #else

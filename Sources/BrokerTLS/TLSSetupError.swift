@@ -1,6 +1,6 @@
 /// A TLS certificate chain or private key the server cannot use, naming the file and saying why.
 ///
-/// `BrokerServer.start()` throws it before binding, so a bad file stops the start-up with one line:
+/// `TLSFiles.makeConnectionSecurity()` throws it, before the server binds, so a bad file stops the start-up with one line:
 /// ```
 /// TLS private key /etc/broker/key.pem: no such file
 /// TLS certificate chain /etc/broker/cert.pem: not PEM (no "-----BEGIN" line)
@@ -16,9 +16,9 @@ public struct TLSSetupError: Error, Hashable, Sendable, CustomStringConvertible 
 
         private let base: Base
 
-        /// The file `BrokerConfiguration.TLS.certificateChainPath` names.
+        /// The file `TLSFiles.certificateChainPath` names.
         public static let certificateChain = File(base: .certificateChain)
-        /// The file `BrokerConfiguration.TLS.privateKeyPath` names.
+        /// The file `TLSFiles.privateKeyPath` names.
         public static let privateKey = File(base: .privateKey)
 
         public var description: String {
