@@ -34,6 +34,12 @@ public struct BrokerConfiguration: Sendable {
     public var corsAllowedOrigins: [String]
     /// How long shutdown waits for connections to finish before closing them.
     public var shutdownGracePeriod: Duration
+    /// Verifies bearer tokens (`BrokerJWT.TokenVerifier`); nil leaves the broker open: anyone may publish and
+    /// subscribe, and private events reach every subscriber.
+    public var tokenVerifier: (any AccessTokenVerifying)?
+    /// With a `tokenVerifier`: whether clients without a token may subscribe (they read public events only).
+    /// Publishing always needs a token then.
+    public var allowsAnonymousSubscribers: Bool
     /// What secures each connection before HTTP (TLS, from `BrokerTLS`); nil serves plain HTTP.
     public var connectionSecurity: (any ConnectionSecurity)?
     public var bus: BusConfiguration
@@ -54,6 +60,8 @@ public struct BrokerConfiguration: Sendable {
         slowConsumerBytes: Int = 4 * 1024 * 1024,
         corsAllowedOrigins: [String] = ["*"],
         shutdownGracePeriod: Duration = .seconds(3),
+        tokenVerifier: (any AccessTokenVerifying)? = nil,
+        allowsAnonymousSubscribers: Bool = false,
         connectionSecurity: (any ConnectionSecurity)? = nil,
         bus: BusConfiguration = BusConfiguration()
     ) {
@@ -72,6 +80,8 @@ public struct BrokerConfiguration: Sendable {
         self.slowConsumerBytes = slowConsumerBytes
         self.corsAllowedOrigins = corsAllowedOrigins
         self.shutdownGracePeriod = shutdownGracePeriod
+        self.tokenVerifier = tokenVerifier
+        self.allowsAnonymousSubscribers = allowsAnonymousSubscribers
         self.connectionSecurity = connectionSecurity
         self.bus = bus
     }

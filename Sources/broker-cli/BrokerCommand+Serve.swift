@@ -1,4 +1,5 @@
 import ArgumentParser
+import BrokerJWT
 import BrokerTLS
 import EventBroker
 import HTTPServer
@@ -18,6 +19,11 @@ struct Serve: AsyncParsableCommand {
         var configuration = try self.options.configuration()
         // An unusable certificate or key stops the start-up before anything runs: one line naming the file.
         configuration.connectionSecurity = try self.options.tlsFiles()?.makeConnectionSecurity()
+        if let verification = try self.options.tokenVerification() {
+            // An unusable secret or key stops the start-up the same way.
+            configuration.tokenVerifier = try await TokenVerifier(configuration: verification)
+            configuration.allowsAnonymousSubscribers = self.options.anonymousSubscribersAllowed
+        }
         let level = try self.options.logLevelValue()
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -25,6 +31,16 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "EventBroker")
+        if let verifier = configuration.tokenVerifier as? TokenVerifier {
+            logger.notice(
+                "Authorization on: publishing needs a token",
+                metadata: [
+                    "algorithms": "\(verifier.allowedAlgorithms.joined(separator: ","))",
+                    "anonymous.subscribers": "\(configuration.allowsAnonymousSubscribers ? "allowed" : "refused")",
+                ])
+        } else {
+            logger.notice("Authorization off: anyone may publish and subscribe (see --jwt-secret)")
+        }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
         let metrics = ServerMetrics()
         let broker = Broker(

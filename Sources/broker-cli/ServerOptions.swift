@@ -1,9 +1,15 @@
 import ArgumentParser
+import BrokerJWT
 import BrokerTLS
 import EventBroker
 import HTTPServer
 import Logging
 
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -59,7 +65,7 @@ struct ServerOptions: ParsableArguments {
 
     @Option(
         help:
-            "Publishes per second one client (IP) may make on average; 0 for no limit. (env: BROKER_PUBLISH_RATE, default: 1000)"
+            "Publishes per second one client (token subject, else IP) may make on average; 0 for no limit. (env: BROKER_PUBLISH_RATE, default: 1000)"
     )
     var publishRate: Int?
 
@@ -80,6 +86,27 @@ struct ServerOptions: ParsableArguments {
 
     @Option(help: "PEM private key of the --tls-cert certificate, unencrypted. (env: BROKER_TLS_KEY)")
     var tlsKey: String?
+
+    @Option(
+        help:
+            "HS256 secret (32+ bytes) that tokens are verified with; turns authorization on. Prefer the variable: flags show in 'ps'. (env: BROKER_JWT_SECRET, default: no authorization)"
+    )
+    var jwtSecret: String?
+
+    @Option(
+        help:
+            "PEM public key file (RSA 2048+ for RS256, or EC P-256 for ES256) that tokens are verified with; turns authorization on. (env: BROKER_JWT_PUBLIC_KEY)"
+    )
+    var jwtPublicKey: String?
+
+    @Option(help: "Audience a token's 'aud' must contain. (env: BROKER_JWT_AUDIENCE, default: not checked)")
+    var jwtAudience: String?
+
+    @Flag(
+        help:
+            "With authorization on, let clients without a token subscribe, to public events only. (env: BROKER_ALLOW_ANONYMOUS_SUBSCRIBE=1)"
+    )
+    var allowAnonymousSubscribe = false
 
     @Option(help: "trace, debug, info, notice, warning, error or critical. (env: BROKER_LOG_LEVEL, default: info)")
     var logLevel: String?
@@ -185,6 +212,43 @@ struct ServerOptions: ParsableArguments {
             configuration.requestTimeout = timeout
         }
         return configuration
+    }
+
+    /// How tokens are verified, when `--jwt-secret` or `--jwt-public-key` is given (nil: the broker is open). Reads
+    /// the public key file; `Serve` builds the verifier from it.
+    func tokenVerification() throws -> TokenVerifierConfiguration? {
+        let secret = self.value(self.jwtSecret, "BROKER_JWT_SECRET")
+        let keyPath = self.value(self.jwtPublicKey, "BROKER_JWT_PUBLIC_KEY")
+        let audience = self.value(self.jwtAudience, "BROKER_JWT_AUDIENCE")
+        guard secret != nil || keyPath != nil else {
+            if audience != nil {
+                throw ValidationError(
+                    "--jwt-audience needs --jwt-secret or --jwt-public-key: the key tokens are checked with.")
+            }
+            if self.anonymousSubscribersAllowed {
+                throw ValidationError(
+                    "--allow-anonymous-subscribe needs --jwt-secret or --jwt-public-key: without them everyone may subscribe."
+                )
+            }
+            return nil
+        }
+        var publicKey: String?
+        if let keyPath {
+            do {
+                publicKey = try String(contentsOfFile: keyPath, encoding: .utf8)
+            } catch {
+                throw ValidationError(
+                    "--jwt-public-key \(keyPath): the file cannot be read as text (\(error.localizedDescription)).")
+            }
+        }
+        return TokenVerifierConfiguration(hmacSecret: secret, publicKeyPEM: publicKey, audience: audience)
+    }
+
+    /// `--allow-anonymous-subscribe`, or `BROKER_ALLOW_ANONYMOUS_SUBSCRIBE` set to 1 or true.
+    var anonymousSubscribersAllowed: Bool {
+        guard !self.allowAnonymousSubscribe else { return true }
+        let text = self.value(nil, "BROKER_ALLOW_ANONYMOUS_SUBSCRIBE")?.lowercased()
+        return text == "1" || text == "true"
     }
 
     /// The `--tls-cert` and `--tls-key` files, both or neither; `Serve` reads them before binding (a

@@ -16,6 +16,8 @@
 /// wrong_audience         an audience is configured and `aud` does not contain it
 /// invalid_claim          a claim has the wrong type, or a selector in `broker.publish`/`broker.subscribe` is invalid
 /// invalid_configuration  the verifier's or issuer's keys are unusable (never a token's fault)
+/// missing_token          authorization is configured and the request carries no token
+/// forbidden              the token is valid but does not grant this topic (the only code that is not a 401)
 /// ```
 public struct AuthorizationError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The machine-readable reason, spelled in snake_case like ``BrokerError/Code``.
@@ -30,6 +32,8 @@ public struct AuthorizationError: Error, Hashable, Sendable, CustomStringConvert
             case wrongAudience = "wrong_audience"
             case invalidClaim = "invalid_claim"
             case invalidConfiguration = "invalid_configuration"
+            case missingToken = "missing_token"
+            case forbidden = "forbidden"
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -52,6 +56,10 @@ public struct AuthorizationError: Error, Hashable, Sendable, CustomStringConvert
         public static let invalidClaim = Code(.invalidClaim)
         /// The keys given to a verifier or an issuer are unusable.
         public static let invalidConfiguration = Code(.invalidConfiguration)
+        /// Authorization is configured and the request carries no token.
+        public static let missingToken = Code(.missingToken)
+        /// The token is valid but its selectors do not grant what was asked.
+        public static let forbidden = Code(.forbidden)
 
         public var description: String { self.base.rawValue }
     }

@@ -269,15 +269,17 @@ public final class Broker: Sendable {
     ///
     /// - Parameters:
     ///   - selectors: What the subscriber selects; a WebSocket may start with none (it still gets broadcasts and
-    ///     direct messages) and change them with ``changeSelectors0(_:from:to:replaying:after:on:)``.
+    ///     direct messages) and change them with ``changeSelectors0(_:from:to:replaying:after:readableBy:on:)``.
     ///   - lastEventID: the id the client resumes from, as sent; nil for live events only. `0` asks for all
     ///     retained history.
+    ///   - principal: Whom the subscriber acts for: the replay holds only the private events it may read (the
+    ///     subscriber filters live deliveries itself), and direct messages to its user id (a token's `sub`) reach it.
     public func subscribe0(
         _ subscriber: any Subscriber,
         selectors: [TopicSelector],
         lastEventID: String?,
         transport: Transport,
-        userID: String? = nil,
+        principal: Principal = .open,
         on eventLoop: any EventLoop
     ) throws(BrokerError) -> SubscriptionStart {
         eventLoop.assertInEventLoop()
@@ -296,11 +298,12 @@ public final class Broker: Sendable {
             if let lastEventID {
                 (replay, gap) = self.resumePlan(
                     state: state, selectors: selectors, lastEventID: lastEventID, includeBroadcast: true,
-                    limit: .max)
+                    limit: .max, where: principal.mayRead)
             }
             state.registry.add(
                 subscriber.clientID,
-                .init(shardIndex: shard.index, selectors: selectors, transport: transport, userID: userID))
+                .init(
+                    shardIndex: shard.index, selectors: selectors, transport: transport, userID: principal.userID))
             shard.add0(subscriber, selectors: selectors)
             return .success(SubscriptionStart(replay: replay, gap: gap, handoffID: handoff))
         }
@@ -338,10 +341,12 @@ public final class Broker: Sendable {
     ///   - new: All its selectors from now on (possibly none).
     ///   - added: The selectors to replay history for, after `lastEventID`; nothing is replayed when
     ///     `lastEventID` is nil.
+    ///   - reader: Whom the subscriber acts for: the replay holds only the private events it may read.
     /// - Throws: `BrokerError` for too many selectors or when shutting down.
     public func changeSelectors0(
         _ subscriber: any Subscriber, from old: [TopicSelector], to new: [TopicSelector],
-        replaying added: [TopicSelector], after lastEventID: String?, on eventLoop: any EventLoop
+        replaying added: [TopicSelector], after lastEventID: String?, readableBy reader: Principal = .open,
+        on eventLoop: any EventLoop
     ) throws(BrokerError) -> SubscriptionStart {
         eventLoop.assertInEventLoop()
         guard let shard = self.shard(for: eventLoop) else {
@@ -367,7 +372,8 @@ public final class Broker: Sendable {
             var gap: HistoryGap?
             if let lastEventID, !added.isEmpty {
                 (replay, gap) = self.resumePlan(
-                    state: state, selectors: added, lastEventID: lastEventID, includeBroadcast: false, limit: .max)
+                    state: state, selectors: added, lastEventID: lastEventID, includeBroadcast: false, limit: .max,
+                    where: reader.mayRead)
             }
             return .success((SubscriptionStart(replay: replay, gap: gap, handoffID: handoff), pending))
         }
@@ -393,7 +399,8 @@ public final class Broker: Sendable {
 
     /// Events after `lastEventID` and whether the client missed any. Called under the lock.
     private func resumePlan(
-        state: State, selectors: [TopicSelector], lastEventID: String, includeBroadcast: Bool, limit: Int
+        state: State, selectors: [TopicSelector], lastEventID: String, includeBroadcast: Bool, limit: Int,
+        where isIncluded: (BrokerEvent) -> Bool
     ) -> ([BrokerEvent], HistoryGap?) {
         let lastIssued = state.ids.lastIssued ?? EventID(rawValue: state.ids.floor.rawValue - 1)
         let horizon = state.history.horizon(selectors: selectors, includeBroadcast: includeBroadcast)
@@ -407,7 +414,7 @@ public final class Broker: Sendable {
             missed = true  // unknown: from another broker, or not an id at all; replay everything retained
         }
         let events = state.history.events(
-            after: after, selectors: selectors, includeBroadcast: includeBroadcast, limit: limit)
+            after: after, selectors: selectors, includeBroadcast: includeBroadcast, limit: limit, where: isIncluded)
         if missed {
             return (events, HistoryGap(lastEventID: lastEventID, oldestAvailable: horizon.oldest))
         }
@@ -416,13 +423,16 @@ public final class Broker: Sendable {
 
     // MARK: Reading
 
-    /// Retained events after `after` (nil: from the oldest retained) on the selected topics.
-    public func history(selectors: [TopicSelector], after: String?, limit: Int) throws(BrokerError) -> HistoryPage {
+    /// Retained events after `after` (nil: from the oldest retained) on the selected topics that `reader` may read
+    /// (private events only with a token that covers them), at most `limit` of them.
+    public func history(
+        selectors: [TopicSelector], after: String?, limit: Int, readableBy reader: Principal = .open
+    ) throws(BrokerError) -> HistoryPage {
         try self.validate(selectors)
         return self.state.withLockedValue { state in
             let (events, gap) = self.resumePlan(
                 state: state, selectors: selectors, lastEventID: after ?? "0", includeBroadcast: false,
-                limit: limit)
+                limit: limit, where: reader.mayRead)
             let polledFrom = after.flatMap { EventID(parsing: $0) } ?? .zero
             return HistoryPage(events: events, gap: gap, nextAfter: events.last?.id ?? polledFrom)
         }

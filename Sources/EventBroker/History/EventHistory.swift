@@ -138,9 +138,10 @@ struct EventHistory {
     }
 
     /// Retained events after `after` on topics the selectors match, in id order, each once.
-    func events(after: EventID, selectors: [TopicSelector], includeBroadcast: Bool, limit: Int = .max)
-        -> [BrokerEvent]
-    {
+    func events(
+        after: EventID, selectors: [TopicSelector], includeBroadcast: Bool, limit: Int = .max,
+        where isIncluded: (BrokerEvent) -> Bool = { _ in true }
+    ) -> [BrokerEvent] {
         var collected: [BrokerEvent] = []
         var multiTopic = false
         self.forEachSelectedRing(selectors: selectors, includeBroadcast: includeBroadcast) { _, ring in
@@ -148,8 +149,10 @@ struct EventHistory {
             var index = start
             while index != ring.events.endIndex {
                 let event = ring.events[index]
-                if event.topics.count > 1 { multiTopic = true }
-                collected.append(event)
+                if isIncluded(event) {
+                    if event.topics.count > 1 { multiTopic = true }
+                    collected.append(event)
+                }
                 index = ring.events.index(after: index)
             }
         }

@@ -31,6 +31,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private struct LongPoll {
         let request: Request
         let query: RESTAPI.HistoryQuery
+        let principal: Principal
         let waiter: LongPollWaiter
         let timer: Scheduled<Void>
     }
@@ -49,6 +50,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let api: RESTAPI
     private let configuration: BrokerConfiguration
     private let cors: CORSPolicy
+    private let authenticator: RequestAuthenticator
     private let pipelineHandlers: HTTPPipeline.Handlers
     private let webSocketCompression: WebSocketCompression
     private let limits: ServerLimits
@@ -72,6 +74,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.api = api
         self.configuration = configuration
         self.cors = CORSPolicy(allowedOrigins: configuration.corsAllowedOrigins)
+        self.authenticator = RequestAuthenticator(configuration)
         self.pipelineHandlers = pipelineHandlers
         self.webSocketCompression = webSocketCompression
         self.limits = limits
@@ -249,35 +252,51 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         do {
             switch request.match.route {
             case .events:
-                try self.startStream(request, context: context)
+                try self.startStream(request, principal: try self.principal(request), context: context)
                 return
             case .webSocket:
-                try self.startWebSocket(request, context: context)
+                try self.startWebSocket(request, principal: try self.principal(request), context: context)
                 return
             case .history:
+                let principal = try self.principal(request)
                 let query = try RESTAPI.historyQuery(request.target)
-                let page = try self.api.history(query)
+                try self.authorize { () throws(AuthorizationError) in
+                    try principal.authorizeSubscribe(to: query.selectors)
+                }
+                let page = try self.api.history(query, readableBy: principal)
                 if page.events.isEmpty && query.wait > 0 && !self.isQuiescing {
-                    try self.startLongPoll(request, query: query, context: context)
+                    try self.startLongPoll(request, query: query, principal: principal, context: context)
                     return
                 }
                 self.respond(RESTAPI.historyResponse(page), head: request.head, context: context)
                 return
             case .publish:
-                try self.takePublishToken()
+                let principal = try self.publisher(request)
+                try self.takePublishToken(principal)
                 self.respond(
-                    try self.api.publish(target: request.target, headers: request.head.headers, body: request.body),
-                    head: request.head, context: context)
+                    try self.authorized { () throws(APIError) in
+                        try self.api.publish(
+                            target: request.target, headers: request.head.headers, body: request.body,
+                            principal: principal)
+                    }, head: request.head, context: context)
             case .broadcast:
-                try self.takePublishToken()
+                let principal = try self.publisher(request)
+                try self.takePublishToken(principal)
                 self.respond(
-                    try self.api.broadcast(target: request.target, headers: request.head.headers, body: request.body),
-                    head: request.head, context: context)
+                    try self.authorized { () throws(APIError) in
+                        try self.api.broadcast(
+                            target: request.target, headers: request.head.headers, body: request.body,
+                            principal: principal)
+                    }, head: request.head, context: context)
             case .message:
-                try self.takePublishToken()
+                let principal = try self.publisher(request)
+                try self.takePublishToken(principal)
                 self.respond(
-                    try self.api.message(target: request.target, headers: request.head.headers, body: request.body),
-                    head: request.head, context: context)
+                    try self.authorized { () throws(APIError) in
+                        try self.api.message(
+                            target: request.target, headers: request.head.headers, body: request.body,
+                            principal: principal)
+                    }, head: request.head, context: context)
             case .health:
                 self.respond(self.api.health(), head: request.head, context: context)
             case .metrics:
@@ -287,9 +306,18 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                         body: self.metrics.scrape(self.api.broker)),
                     head: request.head, context: context)
             case .topics:
-                self.respond(self.api.topics(), head: request.head, context: context)
+                let principal = try self.principal(request)
+                // Reading topics is subscribing's business: an anonymous client that may not subscribe gets a 401.
+                try self.authorize { () throws(AuthorizationError) in try principal.authorizeSubscribe(to: []) }
+                self.respond(self.api.topics(viewableBy: principal), head: request.head, context: context)
             case .topic:
-                self.respond(try self.api.topic(request.match.topic ?? ""), head: request.head, context: context)
+                let principal = try self.principal(request)
+                try self.authorize { () throws(AuthorizationError) in try principal.authorizeSubscribe(to: []) }
+                self.respond(
+                    try self.authorized { () throws(APIError) in
+                        try self.api.topic(request.match.topic ?? "", viewableBy: principal)
+                    },
+                    head: request.head, context: context)
             }
         } catch let error as APIError {
             self.respond(.error(error), head: request.head, context: context)
@@ -299,9 +327,63 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    /// One publish of this client's rate (REST publishes, broadcasts and direct messages alike).
-    private func takePublishToken() throws(APIError) {
-        if let wait = self.limits.publishRate.acquire(client: self.clientAddress ?? "-") {
+    // MARK: Authorization
+
+    /// Whom the request acts for; a refused token is counted and answered `401`.
+    private func principal(_ request: Request) throws(APIError) -> Principal {
+        do {
+            return try self.authenticator.principal(request.head, target: request.target)
+        } catch {
+            self.refusedAuthorization(error)
+            throw error
+        }
+    }
+
+    /// Whom a publish acts for: a client without a token is refused (`401`) before its body is read.
+    private func publisher(_ request: Request) throws(APIError) -> Principal {
+        let principal = try self.principal(request)
+        try self.authorize { () throws(AuthorizationError) in try principal.authorizePublish(to: []) }
+        return principal
+    }
+
+    /// Runs a policy check; its refusal is counted, logged and answered `401` or `403`.
+    private func authorize(_ check: () throws(AuthorizationError) -> Void) throws(APIError) {
+        do {
+            try check()
+        } catch {
+            let apiError = APIError(error)
+            self.refusedAuthorization(apiError)
+            throw apiError
+        }
+    }
+
+    /// `body`, with its `401` or `403` refusals counted and logged like the handler's own.
+    private func authorized<T>(_ body: () throws(APIError) -> T) throws(APIError) -> T {
+        do {
+            return try body()
+        } catch {
+            if error.status == .unauthorized || error.status == .forbidden {
+                self.refusedAuthorization(error)
+            }
+            throw error
+        }
+    }
+
+    private func refusedAuthorization(_ error: APIError) {
+        self.metrics.refused(error.status == .forbidden ? .forbidden : .unauthorized)
+        self.logger.info(
+            "Request refused",
+            metadata: [
+                "client.address": "\(self.clientAddress ?? "-")", "code": "\(error.code)",
+                "reason": "\(error.message)",
+            ])
+    }
+
+    /// One publish of this client's rate (REST publishes, broadcasts and direct messages alike): a token's subject
+    /// has one bucket wherever it connects from; without one, the client IP has.
+    private func takePublishToken(_ principal: Principal) throws(APIError) {
+        let client = principal.userID.map { "sub:\($0)" } ?? self.clientAddress ?? "-"
+        if let wait = self.limits.publishRate.acquire(client: client) {
             self.metrics.refused(.rateLimited)
             throw ServerLimits.rateLimited(retryAfter: wait)
         }
@@ -327,7 +409,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: Event streams
 
-    private func startStream(_ request: Request, context: ChannelHandlerContext) throws(APIError) {
+    private func startStream(
+        _ request: Request, principal: Principal, context: ChannelHandlerContext
+    ) throws(APIError) {
         let selectors = try RESTAPI.selectors(request.target)
         if selectors.count > self.api.broker.configuration.maxSelectorsPerSubscription {
             throw APIError(
@@ -335,9 +419,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 "A subscription may name at most \(self.api.broker.configuration.maxSelectorsPerSubscription) topic selectors."
             )
         }
+        try self.authorize { () throws(AuthorizationError) in try principal.authorizeSubscribe(to: selectors) }
         let origin = request.head.headers.first(name: "origin")
         let sse = SSEHandler(
-            broker: self.api.broker, selectors: selectors,
+            broker: self.api.broker, selectors: selectors, principal: principal,
             lastEventID: RESTAPI.lastEventID(request.target, headers: request.head.headers),
             responseHead: SSEHandler.responseHead(extraHeaders: self.cors.headers(origin: origin)),
             slowConsumerBytes: self.configuration.slowConsumerBytes, metrics: self.metrics, logger: self.logger)
@@ -355,26 +440,31 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Answers the handshake with `101`, then hands the connection to NIOWebSocket's frame decoder and a
     /// `WebSocketHandler`, and removes every HTTP handler.
-    private func startWebSocket(_ request: Request, context: ChannelHandlerContext) throws(APIError) {
+    private func startWebSocket(
+        _ request: Request, principal: Principal, context: ChannelHandlerContext
+    ) throws(APIError) {
         try WebSocketUpgrade.validate(request.head)
         guard self.cors.allowsWebSocket(from: request.head.headers.first(name: "origin")) else {
             throw WebSocketUpgrade.refusal(
                 .forbidden, "forbidden_origin", "This origin may not open a WebSocket here (see --cors-origins).")
         }
         var selectors: [TopicSelector] = []
-        if request.target.contains("topic") || request.target.contains("topics") {
-            do {
+        do {
+            // A WebSocket that can neither subscribe nor publish is refused at the handshake.
+            try self.authorize { () throws(AuthorizationError) in try principal.authorizeSubscribe(to: []) }
+            if request.target.contains("topic") || request.target.contains("topics") {
                 selectors = try RESTAPI.selectors(request.target)
-            } catch {
-                var refusal = error
-                refusal.closesConnection = true
-                throw refusal
+                try self.authorize { () throws(AuthorizationError) in try principal.authorizeSubscribe(to: selectors) }
             }
+        } catch {
+            var refusal = error
+            refusal.closesConnection = true
+            throw refusal
         }
         let origin = request.head.headers.first(name: "origin")
         let deflate = PerMessageDeflate.negotiate(offers: request.head.headers["sec-websocket-extensions"])
         let handler = WebSocketHandler(
-            api: self.api, selectors: selectors,
+            api: self.api, selectors: selectors, principal: principal,
             lastEventID: RESTAPI.lastEventID(request.target, headers: request.head.headers),
             deflate: deflate.map { ($0.parameters, self.webSocketCompression) },
             maxMessageBytes: self.configuration.maxWebSocketMessageBytes, publishRate: self.limits.publishRate,
@@ -422,19 +512,23 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: Long polls
 
-    private func startLongPoll(_ request: Request, query: RESTAPI.HistoryQuery, context: ChannelHandlerContext) throws {
+    private func startLongPoll(
+        _ request: Request, query: RESTAPI.HistoryQuery, principal: Principal, context: ChannelHandlerContext
+    ) throws {
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let waiter = LongPollWaiter { bound.value.longPollWoke() }
         _ = try self.api.broker.subscribe0(
             waiter, selectors: query.selectors, lastEventID: nil, transport: .longPoll, on: context.eventLoop)
         let timer = context.eventLoop.scheduleTask(in: .seconds(Int64(query.wait))) { bound.value.finishLongPoll() }
-        self.state = .waiting(LongPoll(request: request, query: query, waiter: waiter, timer: timer))
+        self.state = .waiting(
+            LongPoll(request: request, query: query, principal: principal, waiter: waiter, timer: timer))
         // An event may have been published between the first look and the registration.
         self.longPollWoke()
     }
 
     private func longPollWoke() {
-        guard case .waiting(let poll) = self.state, let page = try? self.api.history(poll.query),
+        guard case .waiting(let poll) = self.state,
+            let page = try? self.api.history(poll.query, readableBy: poll.principal),
             !page.events.isEmpty
         else { return }
         self.finishLongPoll(with: page)
@@ -449,7 +543,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             response = RESTAPI.historyResponse(knownPage)
         } else {
             do {
-                response = RESTAPI.historyResponse(try self.api.history(poll.query))
+                response = RESTAPI.historyResponse(try self.api.history(poll.query, readableBy: poll.principal))
             } catch {
                 response = .error(error)
             }

@@ -60,6 +60,22 @@ struct APIError: Error, Hashable, Sendable {
     static let internalError = APIError(
         .internalServerError, "internal_error", "The broker failed to handle the request.")
 
+    /// The HTTP form of a refused token (`401`, with the RFC 6750 challenge) or of a topic the token does not grant
+    /// (`403`).
+    init(_ error: AuthorizationError) {
+        switch error.code {
+        case .forbidden:
+            self.init(.forbidden, error.code.description, error.message)
+            self.headers = [("WWW-Authenticate", #"Bearer realm="eventbroker", error="insufficient_scope""#)]
+        case .missingToken:
+            self.init(.unauthorized, error.code.description, error.message)
+            self.headers = [("WWW-Authenticate", #"Bearer realm="eventbroker""#)]
+        default:
+            self.init(.unauthorized, error.code.description, error.message)
+            self.headers = [("WWW-Authenticate", #"Bearer realm="eventbroker", error="invalid_token""#)]
+        }
+    }
+
     /// The HTTP form of a bus error.
     init(_ error: BrokerError) {
         let status: HTTPResponseStatus

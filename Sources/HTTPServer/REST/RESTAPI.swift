@@ -15,14 +15,20 @@ struct RESTAPI: Sendable {
 
     // MARK: Publishing
 
-    func publish(target: RequestTarget, headers: HTTPHeaders, body: ByteBuffer) throws(APIError) -> HTTPResponse {
+    func publish(
+        target: RequestTarget, headers: HTTPHeaders, body: ByteBuffer, principal: Principal = .open
+    ) throws(APIError) -> HTTPResponse {
         let fields = try PublishBody.decode(
             kind: .publish, contentType: headers.first(name: "content-type"), target: target, body: body)
-        return Self.published(try self.publish(fields, idempotencyKey: try Self.idempotencyKey(headers)))
+        return Self.published(
+            try self.publish(fields, idempotencyKey: try Self.idempotencyKey(headers), principal: principal))
     }
 
-    /// Publishes decoded fields (from a REST body or a WebSocket `publish` message).
-    func publish(_ fields: PublishBody, idempotencyKey: String?) throws(APIError) -> PublishResult {
+    /// Publishes decoded fields (from a REST body or a WebSocket `publish` message) once `principal` may publish to
+    /// every topic they name.
+    func publish(
+        _ fields: PublishBody, idempotencyKey: String?, principal: Principal = .open
+    ) throws(APIError) -> PublishResult {
         guard !fields.topics.isEmpty else {
             throw APIError(
                 .badRequest, "missing_field",
@@ -33,6 +39,7 @@ struct RESTAPI: Sendable {
         for name in fields.topics {
             do { topics.append(try TopicName(name)) } catch { throw APIError(error) }
         }
+        try Self.authorize { () throws(AuthorizationError) in try principal.authorizePublish(to: topics) }
         let request = PublishRequest(
             topics: topics, data: data, dataIsJSON: fields.dataIsJSON, eventType: fields.event,
             retryMilliseconds: fields.retry, isPrivate: fields.isPrivate, idempotencyKey: idempotencyKey)
@@ -43,7 +50,11 @@ struct RESTAPI: Sendable {
         }
     }
 
-    func broadcast(target: RequestTarget, headers: HTTPHeaders, body: ByteBuffer) throws(APIError) -> HTTPResponse {
+    /// Needs a `broker.publish` selector matching `$broadcast` when authorization is on.
+    func broadcast(
+        target: RequestTarget, headers: HTTPHeaders, body: ByteBuffer, principal: Principal = .open
+    ) throws(APIError) -> HTTPResponse {
+        try Self.authorize { () throws(AuthorizationError) in try principal.authorizePublish(to: [.broadcast]) }
         let fields = try PublishBody.decode(
             kind: .broadcast, contentType: headers.first(name: "content-type"), target: target, body: body)
         guard fields.topics.isEmpty else {
@@ -60,7 +71,13 @@ struct RESTAPI: Sendable {
         }
     }
 
-    func message(target: RequestTarget, headers: HTTPHeaders, body: ByteBuffer) throws(APIError) -> HTTPResponse {
+    /// Needs a `broker.publish` selector matching `$direct` when authorization is on.
+    func message(
+        target: RequestTarget, headers: HTTPHeaders, body: ByteBuffer, principal: Principal = .open
+    ) throws(APIError) -> HTTPResponse {
+        try Self.authorize { () throws(AuthorizationError) in
+            try principal.authorizePublish(to: [Principal.directMessages])
+        }
         let fields = try PublishBody.decode(
             kind: .message, contentType: headers.first(name: "content-type"), target: target, body: body)
         let recipient: DirectRecipient
@@ -91,6 +108,15 @@ struct RESTAPI: Sendable {
         json.string("id", result.id.description)
         json.int("subscribers", result.subscribers)
         return .json(json.finish(), headers: result.isReplay ? [("Idempotent-Replayed", "true")] : [])
+    }
+
+    /// Runs a policy check, turning its refusal into the `401` or `403` answer.
+    static func authorize(_ check: () throws(AuthorizationError) -> Void) throws(APIError) {
+        do {
+            try check()
+        } catch {
+            throw APIError(error)
+        }
     }
 
     private static func requireData(_ fields: PublishBody) throws(APIError) -> String {
@@ -138,14 +164,20 @@ struct RESTAPI: Sendable {
         return .json(json.finish())
     }
 
-    func topics() -> HTTPResponse {
-        let list = self.broker.topics().map(Self.topicJSON).joined(separator: ",")
+    /// The topics `viewer` may see (with a token, those its `broker.subscribe` selectors match).
+    func topics(viewableBy viewer: Principal = .open) -> HTTPResponse {
+        let list = self.broker.topics().lazy.filter { viewer.mayView($0.topic) }.map(Self.topicJSON).joined(
+            separator: ",")
         return .json("{\"topics\":[\(list)]}")
     }
 
-    func topic(_ name: String) throws(APIError) -> HTTPResponse {
+    func topic(_ name: String, viewableBy viewer: Principal = .open) throws(APIError) -> HTTPResponse {
         let topic: TopicName
         do { topic = try TopicName(name) } catch { throw APIError(error) }
+        guard viewer.mayView(topic) else {
+            throw APIError(
+                AuthorizationError(.forbidden, "The token's 'broker.subscribe' selectors do not match '\(topic)'."))
+        }
         guard let info = self.broker.topic(topic) else {
             throw APIError(
                 .notFound, "topic_not_found", "The broker has no history and no subscriber for topic '\(topic)'.")
@@ -195,9 +227,11 @@ struct RESTAPI: Sendable {
         return HistoryQuery(selectors: selectors, after: after, limit: limit, wait: wait)
     }
 
-    func history(_ query: HistoryQuery) throws(APIError) -> HistoryPage {
+    /// The page of `query`, holding only the private events `reader` may read.
+    func history(_ query: HistoryQuery, readableBy reader: Principal = .open) throws(APIError) -> HistoryPage {
         do {
-            return try self.broker.history(selectors: query.selectors, after: query.after, limit: query.limit)
+            return try self.broker.history(
+                selectors: query.selectors, after: query.after, limit: query.limit, readableBy: reader)
         } catch {
             throw APIError(error)
         }

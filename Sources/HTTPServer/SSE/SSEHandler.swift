@@ -12,7 +12,9 @@ import NIOCore
 /// event: gap / data: {"lastEventId":…,"oldestAvailable":…}     (only when resuming past the history's reach)
 /// id: … / data: …                                          (replay, then live events)
 /// : hb                                                     (every heartbeat interval)
+/// event: token_expired / data: {"code":…,"message":…}     (last, when the stream's token expires)
 /// ```
+/// Private events reach the stream only when its principal may read them (see `Principal.mayRead`).
 /// Loop-confined: every method runs on the channel's event loop.
 final class SSEHandler: ChannelDuplexHandler, Subscriber {
     typealias InboundIn = ByteBuffer
@@ -22,6 +24,9 @@ final class SSEHandler: ChannelDuplexHandler, Subscriber {
     let clientID = ClientID.random()
     private let broker: Broker
     private let selectors: [TopicSelector]
+    private let principal: Principal
+    /// Ends the stream when its token expires; nil without a token or once the stream ended.
+    private var expiry: Scheduled<Void>?
     /// Needed only until the stream starts; then released, to keep an idle stream small.
     private var lastEventID: String?
     private var responseHead: ByteBuffer
@@ -39,10 +44,11 @@ final class SSEHandler: ChannelDuplexHandler, Subscriber {
     private var hasUnflushedWrites = false
 
     init(
-        broker: Broker, selectors: [TopicSelector], lastEventID: String?, responseHead: ByteBuffer,
-        slowConsumerBytes: Int, metrics: ServerMetrics = ServerMetrics(), logger: Logger
+        broker: Broker, selectors: [TopicSelector], principal: Principal = .open, lastEventID: String?,
+        responseHead: ByteBuffer, slowConsumerBytes: Int, metrics: ServerMetrics = ServerMetrics(), logger: Logger
     ) {
         self.broker = broker
+        self.principal = principal
         self.metrics = metrics
         self.selectors = selectors
         self.lastEventID = lastEventID
@@ -73,7 +79,8 @@ final class SSEHandler: ChannelDuplexHandler, Subscriber {
         let start: SubscriptionStart
         do {
             start = try self.broker.subscribe0(
-                self, selectors: self.selectors, lastEventID: self.lastEventID, transport: .sse, on: context.eventLoop)
+                self, selectors: self.selectors, lastEventID: self.lastEventID, transport: .sse,
+                principal: self.principal, on: context.eventLoop)
         } catch {
             // Shutting down: a retryable refusal, so the browser reconnects (elsewhere or later).
             _ = self.stateMachine.shouldQuiesce()
@@ -82,6 +89,10 @@ final class SSEHandler: ChannelDuplexHandler, Subscriber {
         }
         self.isSubscribed = true
         self.lastEventID = nil
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        self.expiry = TokenExpiry.schedule(for: self.principal, on: context.eventLoop) {
+            bound.value.tokenExpired()
+        }
         context.write(Self.wrapOutboundOut(self.responseHead), promise: nil)
         self.responseHead = ByteBuffer()
         var connected = JSONObjectWriter()
@@ -152,7 +163,9 @@ final class SSEHandler: ChannelDuplexHandler, Subscriber {
 
     /// Hot path. `event.sseChunk` is shared by every subscriber on this loop: never mutate it.
     func deliver(_ event: BrokerEvent) -> Delivery {
-        guard let context = self.context, event.id > self.lastDeliveredID else { return .skipped }
+        guard let context = self.context, event.id > self.lastDeliveredID, self.principal.mayRead(event) else {
+            return .skipped
+        }
         self.lastDeliveredID = event.id
         switch self.stateMachine.eventPublished(bytes: event.sseChunk.readableBytes) {
         case .write:
@@ -204,6 +217,27 @@ final class SSEHandler: ChannelDuplexHandler, Subscriber {
         self.stateMachine.drained(events: events, liveBytes: liveBytes, isWritable: context.channel.isWritable)
     }
 
+    /// The token has expired: a last frame saying so, then the stream ends. The client reconnects with a fresh token
+    /// and its last event id (a browser's `EventSource` would retry with the expired one, and stop at the `401`).
+    private func tokenExpired() {
+        self.expiry = nil
+        guard let context = self.context, self.isSubscribed else { return }
+        self.logger.info("Token expired: ending stream", metadata: ["client.id": "\(self.clientID)"])
+        self.queue = nil
+        var data = JSONObjectWriter()
+        data.string("code", "token_expired")
+        data.string("message", "The stream's token expired; reconnect with a fresh one and the last event id.")
+        context.write(
+            Self.wrapOutboundOut(
+                SSEFrame.control(event: "token_expired", data: data.finish(), allocator: context.channel.allocator)),
+            promise: nil)
+        self.unsubscribe(context: context)
+        let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(Self.wrapOutboundOut(SSEFrame.lastChunk)).whenComplete { _ in
+            boundContext.value.close(promise: nil)
+        }
+    }
+
     private func writeRetryHintAndClose(context: ChannelHandlerContext) {
         if !self.isSubscribed {
             context.write(Self.wrapOutboundOut(self.responseHead), promise: nil)
@@ -220,6 +254,8 @@ final class SSEHandler: ChannelDuplexHandler, Subscriber {
     }
 
     private func unsubscribe(context: ChannelHandlerContext) {
+        self.expiry?.cancel()
+        self.expiry = nil
         guard self.isSubscribed else { return }
         self.isSubscribed = false
         self.broker.unsubscribe0(self, selectors: self.selectors, on: context.eventLoop)

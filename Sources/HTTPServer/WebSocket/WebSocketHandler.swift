@@ -25,6 +25,10 @@ import NIOWebSocket
 /// Subscribing to more topics later replays their history after `lastEventId`, merged in id order with the deliveries
 /// that were already queued for the connection, and without the events it already had: an event also on a topic the
 /// connection was following since before that event is not replayed again. No gap, no duplicate.
+/// Authorization: the handshake established the connection's principal. A `subscribe` to selectors its token does
+/// not cover and a `publish` to a topic it does not grant get an `error` message (`forbidden`, or `missing_token`
+/// without a token), private events reach it only when it may read them, and when its token expires it gets an
+/// `error` message (`token_expired`) and is closed with 1008: the client reconnects with a fresh token and resumes.
 /// Loop-confined: every method runs on the channel's event loop.
 final class WebSocketHandler: ChannelInboundHandler, Subscriber {
     typealias InboundIn = WebSocketFrame
@@ -40,6 +44,9 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
     let clientID = ClientID.random()
     private let api: RESTAPI
     private var selectors: [TopicSelector]
+    private let principal: Principal
+    /// Closes the connection when its token expires; nil without a token or once closing.
+    private var expiry: Scheduled<Void>?
     /// Needed only until the connection is subscribed.
     private var lastEventID: String?
     private let maxMessageBytes: Int
@@ -77,7 +84,7 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
     ///   - deflate: What the handshake agreed for `permessage-deflate`, with the server's compressors.
     ///   - maxMessageBytes: The largest message the client may send, across its fragments (and once inflated).
     init(
-        api: RESTAPI, selectors: [TopicSelector], lastEventID: String?,
+        api: RESTAPI, selectors: [TopicSelector], principal: Principal = .open, lastEventID: String?,
         deflate: (PerMessageDeflate.Parameters, WebSocketCompression)?, maxMessageBytes: Int,
         publishRate: PublishRateLimiter, clientAddress: String?, slowConsumerBytes: Int,
         metrics: ServerMetrics = ServerMetrics(), logger: Logger
@@ -85,6 +92,7 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
         self.metrics = metrics
         self.api = api
         self.selectors = selectors
+        self.principal = principal
         self.lastEventID = lastEventID
         self.deflate = deflate.map { (parameters: $0.0, compression: $0.1) }
         self.maxMessageBytes = maxMessageBytes
@@ -110,13 +118,17 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
         do {
             start = try self.broker.subscribe0(
                 self, selectors: self.selectors, lastEventID: self.selectors.isEmpty ? nil : self.lastEventID,
-                transport: .webSocket, on: context.eventLoop)
+                transport: .webSocket, principal: self.principal, on: context.eventLoop)
         } catch {
             _ = self.stateMachine.shouldQuiesce()
             self.close(.goingAway, "The broker is shutting down; reconnect shortly.", context: context)
             return
         }
         self.isSubscribed = true
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        self.expiry = TokenExpiry.schedule(for: self.principal, on: context.eventLoop) {
+            bound.value.tokenExpired()
+        }
         // Before the state machine starts, so straight to the socket: nothing can be queued yet.
         context.write(
             Self.wrapOutboundOut(
@@ -290,19 +302,29 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
         case .ping:
             self.write(WebSocketReply.pong(ref: message.ref), context: context)
         case .publish(let fields):
-            if let wait = self.publishRate.acquire(client: self.clientAddress ?? "-") {
+            let client = self.principal.userID.map { "sub:\($0)" } ?? self.clientAddress ?? "-"
+            if let wait = self.publishRate.acquire(client: client) {
                 self.metrics.refused(.rateLimited)
                 return self.write(
                     WebSocketReply.error(ServerLimits.rateLimited(retryAfter: wait), ref: message.ref),
                     context: context)
             }
             do {
-                let result = try self.api.publish(fields, idempotencyKey: nil)
+                let result = try self.api.publish(fields, idempotencyKey: nil, principal: self.principal)
                 self.write(WebSocketReply.ack(ref: message.ref, id: result.id), context: context)
             } catch {
+                self.countRefusal(error)
                 self.write(WebSocketReply.error(error, ref: message.ref), context: context)
             }
         case .subscribe(let selectors, let lastEventID):
+            do {
+                try RESTAPI.authorize { () throws(AuthorizationError) in
+                    try self.principal.authorizeSubscribe(to: selectors)
+                }
+            } catch {
+                self.countRefusal(error)
+                return self.write(WebSocketReply.error(error, ref: message.ref), context: context)
+            }
             let added = selectors.filter { !self.selectors.contains($0) }
             self.changeSelectors(
                 to: self.selectors + added, replaying: added, after: lastEventID, ref: message.ref, context: context)
@@ -322,7 +344,8 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
         self.collected = []
         do {
             start = try self.broker.changeSelectors0(
-                self, from: old, to: new, replaying: added, after: lastEventID, on: context.eventLoop)
+                self, from: old, to: new, replaying: added, after: lastEventID, readableBy: self.principal,
+                on: context.eventLoop)
         } catch {
             self.collected = nil
             return self.write(WebSocketReply.error(APIError(error), ref: ref), context: context)
@@ -348,6 +371,27 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
         case .drainQueue: self.drainQueue(context: context)
         case .none: break
         }
+    }
+
+    private func countRefusal(_ error: APIError) {
+        guard error.status == .unauthorized || error.status == .forbidden else { return }
+        self.metrics.refused(error.status == .forbidden ? .forbidden : .unauthorized)
+        self.logger.info(
+            "WebSocket request refused",
+            metadata: ["client.id": "\(self.clientID)", "code": "\(error.code)", "reason": "\(error.message)"])
+    }
+
+    /// The token has expired: an `error` message saying so, then a 1008 close.
+    private func tokenExpired() {
+        self.expiry = nil
+        guard let context = self.context, !self.isClosing else { return }
+        self.logger.info("Token expired: closing WebSocket", metadata: ["client.id": "\(self.clientID)"])
+        self.queue = nil
+        let error = APIError(
+            AuthorizationError(
+                .tokenExpired, "The connection's token expired; reconnect with a fresh one and the last event id."))
+        self.write(WebSocketReply.error(error, ref: nil), context: context)
+        self.close(.policyViolation, "The token expired.", context: context)
     }
 
     /// After which id a selector's events are all sent, once it is subscribed with `lastEventID` at `handoffID`:
@@ -384,6 +428,7 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
     func deliver(_ event: BrokerEvent) -> Delivery {
         guard let context = self.context, !self.isClosing, event.id > self.lastLiveID else { return .skipped }
         self.lastLiveID = event.id
+        guard self.principal.mayRead(event) else { return .skipped }
         if self.collected != nil {
             self.collected!.append(event)
             return .written
@@ -527,6 +572,8 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
     }
 
     private func unsubscribe(context: ChannelHandlerContext) {
+        self.expiry?.cancel()
+        self.expiry = nil
         guard self.isSubscribed else { return }
         self.isSubscribed = false
         self.broker.unsubscribe0(self, selectors: self.selectors, on: context.eventLoop)
