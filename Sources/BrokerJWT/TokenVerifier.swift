@@ -113,6 +113,7 @@ public struct TokenVerifier: AccessTokenVerifying {
         return AccessToken(
             subject: claims.subject?.value,
             expiresAt: claims.expiration?.value,
+            acceptedUntil: claims.expiration?.value.addingTimeInterval(self.leewaySeconds),
             audience: claims.audience?.value ?? [],
             publishSelectors: claims.publish,
             subscribeSelectors: claims.subscribe

@@ -791,7 +791,7 @@ extension BrokerTests {
         ) throws -> SubscriptionStart {
             let start = try self.broker.subscribe0(
                 subscriber, selectors: try selectors.map { try TopicSelector($0) }, lastEventID: lastEventID,
-                transport: transport, userID: userID, on: loop)
+                transport: transport, principal: userID.map { .token(AccessToken(subject: $0)) } ?? .open, on: loop)
             subscriber.replay(start)
             return start
         }

@@ -27,6 +27,9 @@ public struct AccessToken: Hashable, Sendable {
     /// The `exp` claim, when the token has one. A stream opened with the token may outlive it: whether to close
     /// the stream then is the server's decision.
     public var expiresAt: Date?
+    /// Until when the verifier accepts the token: `exp` plus its clock-skew leeway (nil without `exp`). A stream
+    /// opened with the token ends then, so that a client is never let back in with the token it was cut for.
+    public var acceptedUntil: Date?
     /// The `aud` claim, one or more audiences; empty when absent.
     public var audience: [String]
     /// The `broker.publish` claim: a topic may be published to when one of these matches it.
@@ -37,12 +40,14 @@ public struct AccessToken: Hashable, Sendable {
     public init(
         subject: String? = nil,
         expiresAt: Date? = nil,
+        acceptedUntil: Date? = nil,
         audience: [String] = [],
         publishSelectors: [TopicSelector] = [],
         subscribeSelectors: [TopicSelector] = []
     ) {
         self.subject = subject
         self.expiresAt = expiresAt
+        self.acceptedUntil = acceptedUntil ?? expiresAt
         self.audience = audience
         self.publishSelectors = publishSelectors
         self.subscribeSelectors = subscribeSelectors

@@ -34,9 +34,9 @@ public enum Principal: Sendable {
         return nil
     }
 
-    /// When the token stops being valid; a stream opened with it ends then.
-    public var expiresAt: Date? {
-        if case .token(let token) = self { return token.expiresAt }
+    /// When the token stops being accepted (`exp` plus the verifier's leeway); a stream opened with it ends then.
+    public var acceptedUntil: Date? {
+        if case .token(let token) = self { return token.acceptedUntil }
         return nil
     }
 
