@@ -76,6 +76,9 @@ import Testing
             "too_many_topics", "invalid_event", "empty_data", "invalid_data", "invalid_parameter", "invalid_header",
             "bad_request", "not_found", "client_not_found", "topic_not_found", "method_not_allowed", "request_timeout",
             "payload_too_large", "unsupported_media_type", "headers_too_large", "shutting_down", "internal_error",
+            "server_full", "too_many_connections", "rate_limited", "forbidden_origin", "missing_token",
+            "malformed_token", "unsecured_token", "algorithm_not_allowed", "invalid_signature", "token_expired",
+            "token_not_yet_valid", "wrong_audience", "invalid_claim", "forbidden",
         ]
         for code in codes { #expect(yaml.contains(code), "\(code) is not in openapi.yaml") }
     }

@@ -451,6 +451,64 @@ struct SecurityTests {
         try await server.stop()
     }
 
+    @Test func curlAndPythonWebSocketsCarryTokensTheWayClientsDo() async throws {
+        let server = try await Self.server(anonymousSubscribers: true)
+        let base = "http://127.0.0.1:\(server.port)"
+        let publisher = try Self.token(publish: ["news"])
+        let reader = try Self.token(subscribe: ["news"])
+        let publish = try ExternalCommand.run(
+            "/usr/bin/env",
+            [
+                "curl", "-sS", "--max-time", "5", "-H", "Authorization: Bearer \(publisher)", "-H",
+                "Content-Type: application/json", "-d", #"{"topic":"news","data":"for readers","private":true}"#,
+                "\(base)/api/events/publish",
+            ])
+        let id = try #require(try? JSONParser.parse(Array(publish.output.utf8))["id"], "\(publish.output)")
+        _ = try server.publish(
+            #"{"topic":"news","data":"for all"}"#, headers: [("Authorization", "Bearer \(publisher)")])
+        // curl -N with the token as a query parameter, as an EventSource would send it, and with a cookie.
+        let tokenStream = try ExternalCommand.run(
+            "/usr/bin/env",
+            [
+                "curl", "-sS", "-N", "--max-time", "2",
+                "\(base)/api/events?topic=news&lastEventId=0&access_token=\(reader)",
+            ])
+        #expect(tokenStream.output.contains("data: for readers\n"), "\(tokenStream.output)")
+        #expect(tokenStream.output.contains("data: for all\n"))
+        let cookieHistory = try ExternalCommand.run(
+            "/usr/bin/env",
+            ["curl", "-sS", "--max-time", "5", "-b", "access_token=\(reader)", "\(base)/api/events/history?topic=news"])
+        #expect(cookieHistory.output.contains("for readers"), "\(cookieHistory.output)")
+        let anonymousStream = try ExternalCommand.run(
+            "/usr/bin/env", ["curl", "-sS", "-N", "--max-time", "2", "\(base)/api/events?topic=news&lastEventId=0"])
+        #expect(anonymousStream.output.contains("data: for all\n"), "\(anonymousStream.output)")
+        #expect(!anonymousStream.output.contains("for readers"))
+        // Python's websockets with an Authorization header, and without a token.
+        let script = """
+            import json, sys
+            from websockets.sync.client import connect
+            def replay(headers):
+                url = f"ws://127.0.0.1:{sys.argv[1]}/api/ws"
+                with connect(url, additional_headers=headers, open_timeout=5, close_timeout=2) as ws:
+                    ws.recv(timeout=5)
+                    ws.send(json.dumps({"type": "subscribe", "topics": ["news"], "lastEventId": "0"}))
+                    seen = []
+                    while True:
+                        try:
+                            message = json.loads(ws.recv(timeout=1))
+                        except TimeoutError:
+                            return seen
+                        if message["type"] == "event":
+                            seen.append(message["data"])
+            print(json.dumps([replay({"Authorization": "Bearer " + sys.argv[2]}), replay({})]))
+            """
+        let python = try ExternalCommand.run("/usr/bin/env", ["python3", "-c", script, String(server.port), reader])
+        try #require(python.status == 0, "\(python.output)\(python.errors)")
+        #expect(python.output == #"[["for readers", "for all"], ["for all"]]"# + "\n")
+        #expect(id != .null)
+        try await server.stop()
+    }
+
     @Test func withoutAKeyTheBrokerIsOpenAndPrivateEventsReachEveryone() async throws {
         let server = try await TestServer()
         let stream = try server.connect()
