@@ -41,6 +41,9 @@ struct Publish: AsyncParsableCommand {
     @Option(help: "The broker's base URL (default: $BROKER_URL, else \(BrokerURL.defaultString)).")
     var url: String?
 
+    @Option(help: "An access token, sent as 'Authorization: Bearer' (default: $BROKER_TOKEN; see 'broker-cli token').")
+    var token: String?
+
     @Option(help: "Seconds to wait for the broker's answer.")
     var timeout: Int = 30
 
@@ -74,6 +77,7 @@ struct Publish: AsyncParsableCommand {
         if let idempotencyKey = self.idempotencyKey {
             headers.append(("Idempotency-Key", idempotencyKey))
         }
+        headers += Self.authorization(self.token)
         let response: (status: Int, headers: [(String, String)], body: String)
         do {
             response = try await BrokerHTTPClient.request(
@@ -92,6 +96,14 @@ struct Publish: AsyncParsableCommand {
             throw ExitCode(1)
         }
         print(response.body.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// `Authorization: Bearer` with `token`, else with `$BROKER_TOKEN`; nothing when neither is set.
+    static func authorization(_ token: String?) -> [(String, String)] {
+        guard let token = token ?? ProcessInfo.processInfo.environment["BROKER_TOKEN"], !token.isEmpty else {
+            return []
+        }
+        return [("Authorization", "Bearer \(token)")]
     }
 
     /// The request body: `{"topics":[…],"data":…,"event":…}`. With `isJSON`, `data` (already validated) is

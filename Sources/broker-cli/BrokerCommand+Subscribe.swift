@@ -47,6 +47,9 @@ struct Subscribe: AsyncParsableCommand {
     @Option(help: "The broker's base URL (default: $BROKER_URL, else \(BrokerURL.defaultString)).")
     var url: String?
 
+    @Option(help: "An access token, sent as 'Authorization: Bearer' (default: $BROKER_TOKEN; see 'broker-cli token').")
+    var token: String?
+
     @Flag(help: "Print one compact JSON object per line: {\"data\":…,\"event\":…,\"id\":…}.")
     var json = false
 
@@ -95,7 +98,8 @@ struct Subscribe: AsyncParsableCommand {
         var progress = Progress(resumeID: self.lastEventID ?? "")
         do {
             if self.webSocket {
-                let client = WebSocketClient(url: webSocketURL, idleTimeout: idleTimeout)
+                let client = WebSocketClient(
+                    url: webSocketURL, headers: Publish.authorization(self.token), idleTimeout: idleTimeout)
                 try await client.run(lastEventID: self.lastEventID) { event in
                     switch event {
                     case .connected: try self.handle(.connected, &progress)
@@ -106,7 +110,8 @@ struct Subscribe: AsyncParsableCommand {
                     }
                 }
             } else {
-                let client = SSEClient(url: eventStreamURL, idleTimeout: idleTimeout)
+                let client = SSEClient(
+                    url: eventStreamURL, headers: Publish.authorization(self.token), idleTimeout: idleTimeout)
                 try await client.run(lastEventID: self.lastEventID) { event in
                     switch event {
                     case .connected: try self.handle(.connected, &progress)

@@ -61,6 +61,48 @@ struct CLITests {
         try await server.stop()
     }
 
+    @Test(arguments: [false, true])
+    func tokensFromTheTokenCommandLetPublishAndSubscribeThrough(overWebSocket: Bool) async throws {
+        let server = try await SecurityTests.server(leeway: .seconds(5))
+        let url = "http://127.0.0.1:\(server.port)"
+        func mint(_ grants: [String]) throws -> String {
+            let minted = try Self.run(
+                ["token", "--secret", SecurityTokens.secret, "--aud", SecurityTests.audience, "--ttl", "5m"] + grants)
+            #expect(minted.status == 0, "\(minted.errors)")
+            return minted.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let publisher = try mint(["--publish", "cli/*"])
+        let reader = try mint(["--subscribe", "cli/**"])
+        let subscriber = Process()
+        let binary: URL = try #require(ShutdownTests.brokerBinary())
+        subscriber.executableURL = binary
+        subscriber.arguments =
+            ["subscribe", "--url", url, "--topic", "cli/*", "--json", "--max-events", "1", "--token", reader]
+            + (overWebSocket ? ["--ws"] : [])
+        let output = Pipe()
+        subscriber.standardOutput = output
+        subscriber.standardError = Pipe()
+        try subscriber.run()
+        defer { ExternalCommand.stop(subscriber) }
+        #expect(try server.waitUntil { server.broker.stats().connections[overWebSocket ? .webSocket : .sse] == 1 })
+
+        let anonymous = try Self.run(["publish", "--url", url, "--topic", "cli/a", "--data", "x"])
+        #expect(anonymous.status == 1)
+        #expect(anonymous.errors.contains("missing_token") || anonymous.errors.contains("needs a token"))
+        let forbidden = try Self.run(
+            ["publish", "--url", url, "--topic", "other", "--data", "x", "--token", publisher])
+        #expect(forbidden.status == 1)
+        #expect(forbidden.errors.contains("forbidden") || forbidden.errors.contains("do not allow"))
+        let published = try Self.run(
+            ["publish", "--url", url, "--topic", "cli/a", "--data", "secret", "--token", publisher])
+        #expect(published.status == 0, "\(published.errors)")
+        subscriber.waitUntilExit()
+        #expect(subscriber.terminationStatus == 0)
+        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(printed.contains(#""data":"secret""#), "\(printed)")
+        try await server.stop()
+    }
+
     @Test func publishReportsARefusalAndExitsNonZero() async throws {
         let server = try await TestServer()
         let refused = try Self.run(
