@@ -36,6 +36,8 @@ let package = Package(
             name: "EventBroker",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
+                // NIOThreadPool: the durable store's writer thread.
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -134,6 +136,8 @@ let package = Package(
             dependencies: [
                 "EventBroker",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: strictSettings

@@ -13,6 +13,7 @@ public struct BrokerError: Error, Hashable, Sendable, CustomStringConvertible {
             case clientNotFound = "client_not_found"
             case topicNotFound = "topic_not_found"
             case shuttingDown = "shutting_down"
+            case storeUnavailable = "store_unavailable"
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -26,6 +27,8 @@ public struct BrokerError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let clientNotFound = Code(.clientNotFound)
         public static let topicNotFound = Code(.topicNotFound)
         public static let shuttingDown = Code(.shuttingDown)
+        /// The durable store could not commit the event (a full disk, an I/O error); retrying may succeed.
+        public static let storeUnavailable = Code(.storeUnavailable)
 
         /// The snake_case code clients see in `{"error": {"code": …}}`.
         public var description: String { self.base.rawValue }

@@ -19,6 +19,16 @@ public final class Broker: Sendable {
         var history: EventHistory
         var registry: SubscriptionRegistry
         var idempotency: IdempotencyCache
+        /// The newest event handed to the shards (and so to history); with a store, ids issued above it are still
+        /// being committed. Subscriptions start here.
+        var lastPublished: EventID
+        /// The first id this history can account for: before it, a resuming client has missed events.
+        var recordFloor: EventID
+        /// Keys of publishes being committed, with the promises of retries that came meanwhile.
+        var committingKeys: [String: [EventLoopPromise<PublishResult>]] = [:]
+        /// Retention horizons last handed to the store.
+        var storedHorizons: [TopicName: EventID] = [:]
+        var storedGlobalHorizon = EventID.zero
         var isShuttingDown = false
         var sweepTask: RepeatedTask?
     }
@@ -35,15 +45,55 @@ public final class Broker: Sendable {
     /// frame up front; a WebSocket that connects meanwhile gets the frame encoded on demand.
     private let webSocketClients = Atomic<Int>(0)
     private let metrics: BusMetrics
+    /// Commits publishes to the durable store before they are delivered; nil with the in-memory history only.
+    private let writer: StoreWriter?
 
     /// - Parameters:
     ///   - eventLoops: the loops subscribers live on; one shard each.
-    public init(
+    public convenience init(
         eventLoops: [any EventLoop],
         configuration: BusConfiguration = BusConfiguration(),
         clock: BrokerClock = .system,
         metrics: BusMetrics = BusMetrics(),
         logger: Logger = Logger(label: "EventBroker")
+    ) {
+        self.init(
+            eventLoops: eventLoops, configuration: configuration, clock: clock, metrics: metrics, logger: logger,
+            store: nil, stored: StoredState())
+    }
+
+    /// A broker whose history is kept in `store` too: it starts with what the store holds (history, ids, retention
+    /// horizons, idempotency keys), and answers each publish once the store has committed it.
+    ///
+    /// - Throws: `StoreError` when the store cannot be read.
+    public convenience init(
+        eventLoops: [any EventLoop],
+        configuration: BusConfiguration = BusConfiguration(),
+        clock: BrokerClock = .system,
+        metrics: BusMetrics = BusMetrics(),
+        logger: Logger = Logger(label: "EventBroker"),
+        store: any EventStore
+    ) throws(StoreError) {
+        let stored = try store.load()
+        self.init(
+            eventLoops: eventLoops, configuration: configuration, clock: clock, metrics: metrics, logger: logger,
+            store: store, stored: stored)
+        logger.notice(
+            "Durable history loaded",
+            metadata: [
+                "events": "\(stored.events.count)", "last.id": "\(stored.lastID?.description ?? "-")",
+                "idempotency.keys": "\(stored.idempotencyKeys.count)",
+            ])
+    }
+
+    private init(
+        eventLoops: [any EventLoop],
+        configuration: BusConfiguration,
+        clock: BrokerClock,
+        metrics: BusMetrics,
+        logger: Logger,
+        store: (any EventStore)?,
+        stored: StoredState
     ) {
         precondition(!eventLoops.isEmpty, "a broker needs at least one event loop")
         self.configuration = configuration
@@ -56,16 +106,44 @@ public final class Broker: Sendable {
         self.shardsByLoop = byLoop
         let now = clock.nowMicroseconds
         self.bootTimeMilliseconds = now / 1000
-        self.state = NIOLockedValueBox(
-            State(
-                ids: EventIDGenerator(bootTimeMicroseconds: now),
-                history: EventHistory(limits: configuration.history),
-                registry: SubscriptionRegistry(shardCount: eventLoops.count),
-                idempotency: IdempotencyCache(
-                    window: configuration.idempotencyWindow, capacity: configuration.idempotencyCapacity)
-            ))
+        let ids = EventIDGenerator(bootTimeMicroseconds: now, lastStoredID: stored.lastID)
+        var state = State(
+            ids: ids,
+            history: EventHistory(limits: configuration.history),
+            registry: SubscriptionRegistry(shardCount: eventLoops.count),
+            idempotency: IdempotencyCache(
+                window: configuration.idempotencyWindow, capacity: configuration.idempotencyCapacity),
+            lastPublished: stored.lastID ?? EventID(rawValue: ids.floor.rawValue - 1),
+            recordFloor: stored.firstID ?? ids.floor)
+        Self.restore(stored, into: &state, nowMilliseconds: now / 1000, allocator: ByteBufferAllocator())
+        self.state = NIOLockedValueBox(state)
+        self.writer = store.map { StoreWriter(store: $0, logger: logger) }
+        self.writer?.start(
+            committed: { [weak self] batch in self?.committed(batch) },
+            failed: { [weak self] batch, error in self?.failed(batch, error) })
         for shard in self.shards { shard.startHeartbeats(every: configuration.heartbeatInterval) }
         self.startSweeping()
+    }
+
+    /// Rebuilds the in-memory history, its horizons and the idempotency keys from what a store gave back. Retention
+    /// applies as events go in, so smaller limits than the last run's drop the oldest.
+    private static func restore(
+        _ stored: StoredState, into state: inout State, nowMilliseconds: UInt64, allocator: ByteBufferAllocator
+    ) {
+        for event in stored.events {
+            state.history.append(
+                BrokerEvent(
+                    id: event.id, topics: event.topics, eventType: event.eventType, data: event.data,
+                    dataIsJSON: event.dataIsJSON, timeMilliseconds: event.timeMilliseconds,
+                    retryMilliseconds: event.retryMilliseconds, isPrivate: event.isPrivate, allocator: allocator),
+                nowMilliseconds: nowMilliseconds)
+        }
+        state.history.restoreHorizons(stored.topicHorizons, global: stored.globalHorizon)
+        state.storedHorizons = stored.topicHorizons
+        state.storedGlobalHorizon = stored.globalHorizon
+        for key in stored.idempotencyKeys where key.expiresAtMilliseconds > nowMilliseconds {
+            state.idempotency.restore(key.result, for: key.key, expiresAtMilliseconds: key.expiresAtMilliseconds)
+        }
     }
 
     /// A broker over every loop of `group`.
@@ -88,7 +166,8 @@ public final class Broker: Sendable {
 
     public var isShuttingDown: Bool { self.state.withLockedValue { $0.isShuttingDown } }
 
-    /// Stops timers and refuses new publishes. Idempotent.
+    /// Stops timers and refuses new publishes; with a store, waits for the publishes being committed and closes it.
+    /// Idempotent.
     public func shutdown() {
         let task = self.state.withLockedValue { state -> RepeatedTask? in
             state.isShuttingDown = true
@@ -97,6 +176,7 @@ public final class Broker: Sendable {
         }
         task?.cancel()
         for shard in self.shards { shard.stopHeartbeats() }
+        self.writer?.stop()
     }
 
     private func startSweeping() {
@@ -107,21 +187,56 @@ public final class Broker: Sendable {
         self.state.withLockedValue { $0.sweepTask = task }
     }
 
-    /// Applies age-based retention and forgets expired idempotency keys.
+    /// Applies age-based retention and forgets expired idempotency keys; with a store, hands it what retention
+    /// dropped since the last sweep, to forget in the background.
     public func sweep() {
         let now = self.clock.nowMilliseconds
-        self.state.withLockedValue { state in
+        let retention = self.state.withLockedValue { state -> StoreWriter.Retention? in
             state.history.evictExpired(nowMilliseconds: now)
             state.idempotency.expire(nowMilliseconds: now)
+            guard self.writer != nil else { return nil }
+            let (horizons, global) = state.history.horizons()
+            var changed: [TopicName: EventID] = [:]
+            for (topic, horizon) in horizons where horizon > max(state.storedHorizons[topic] ?? .zero, global) {
+                changed[topic] = horizon
+                state.storedHorizons[topic] = horizon
+            }
+            guard !changed.isEmpty || global > state.storedGlobalHorizon else { return nil }
+            state.storedGlobalHorizon = global
+            state.storedHorizons = state.storedHorizons.filter { $0.value > global }
+            return StoreWriter.Retention(topicHorizons: changed, globalHorizon: global, nowMilliseconds: now)
         }
+        if let retention { self.writer?.schedule(retention) }
     }
 
     // MARK: Publishing
 
-    /// Publishes one event to one or more topics.
+    /// Whether publishes wait for a durable store's commit (use ``publish(_:promise:)`` then).
+    public var isDurable: Bool { self.writer != nil }
+
+    /// Publishes one event to one or more topics, and answers at once: for a broker without a store (see
+    /// ``isDurable``). With a store, use ``publish(_:promise:)``.
     ///
     /// - Throws: `BrokerError` for reserved topics, too many topics, an invalid event type or empty data.
     public func publish(_ request: PublishRequest) throws(BrokerError) -> PublishResult {
+        precondition(self.writer == nil, "a durable broker answers publishes once committed: use publish(_:promise:)")
+        return try self.append(try self.validatedPublish(request), direct: nil, promise: nil)!
+    }
+
+    /// Publishes one event to one or more topics; `promise` succeeds once the event is in history and handed to
+    /// the shards, which with a store is after its commit, or fails with a `BrokerError` (`store_unavailable` when
+    /// the store could not commit it: nothing was delivered then, and a retry may succeed).
+    public func publish(_ request: PublishRequest, promise: EventLoopPromise<PublishResult>) {
+        do {
+            if let result = try self.append(try self.validatedPublish(request), direct: nil, promise: promise) {
+                promise.succeed(result)
+            }
+        } catch {
+            promise.fail(error)
+        }
+    }
+
+    private func validatedPublish(_ request: PublishRequest) throws(BrokerError) -> PublishRequest {
         var request = request
         var topics: [TopicName] = []
         for topic in request.topics where !topics.contains(topic) { topics.append(topic) }
@@ -132,31 +247,68 @@ public final class Broker: Sendable {
                 .reservedTopic,
                 "Topic '\(topic)' is reserved for the broker: topics beginning with '$' cannot be published to.")
         }
-        return try self.append(request, direct: nil)
+        return request
     }
 
-    /// Publishes to every connected subscriber, whatever its selectors; stored under `$broadcast`.
+    /// Publishes to every connected subscriber, whatever its selectors; stored under `$broadcast`. For a broker
+    /// without a store; see ``broadcast(data:dataIsJSON:eventType:idempotencyKey:promise:)``.
     public func broadcast(
         data: String, dataIsJSON: Bool = false, eventType: String? = nil, idempotencyKey: String? = nil
     ) throws(BrokerError) -> PublishResult {
+        precondition(self.writer == nil, "a durable broker answers broadcasts once committed: pass a promise")
         let request = PublishRequest(
             topics: [.broadcast], data: data, dataIsJSON: dataIsJSON, eventType: eventType,
             idempotencyKey: idempotencyKey)
         try self.validate(request)
-        return try self.append(request, direct: nil)
+        return try self.append(request, direct: nil, promise: nil)!
     }
 
-    /// Sends an event to one client (or every connection of one user). Not stored in history.
+    /// A broadcast whose `promise` succeeds once it is committed and handed to the shards, as for
+    /// ``publish(_:promise:)``.
+    public func broadcast(
+        data: String, dataIsJSON: Bool = false, eventType: String? = nil, idempotencyKey: String? = nil,
+        promise: EventLoopPromise<PublishResult>
+    ) {
+        let request = PublishRequest(
+            topics: [.broadcast], data: data, dataIsJSON: dataIsJSON, eventType: eventType,
+            idempotencyKey: idempotencyKey)
+        do {
+            try self.validate(request)
+            if let result = try self.append(request, direct: nil, promise: promise) { promise.succeed(result) }
+        } catch {
+            promise.fail(error)
+        }
+    }
+
+    /// Sends an event to one client (or every connection of one user). Not stored in history. For a broker
+    /// without a store; see ``sendDirect(to:data:dataIsJSON:eventType:idempotencyKey:promise:)``.
     ///
     /// - Throws: `BrokerError.Code.clientNotFound` when no connected client matches.
     public func sendDirect(
         to recipient: DirectRecipient, data: String, dataIsJSON: Bool = false, eventType: String? = nil,
         idempotencyKey: String? = nil
     ) throws(BrokerError) -> PublishResult {
+        precondition(self.writer == nil, "a durable broker orders direct messages behind commits: pass a promise")
         let request = PublishRequest(
             topics: [], data: data, dataIsJSON: dataIsJSON, eventType: eventType, idempotencyKey: idempotencyKey)
         try self.validate(request, allowNoTopic: true)
-        return try self.append(request, direct: recipient)
+        return try self.append(request, direct: recipient, promise: nil)!
+    }
+
+    /// A direct message whose `promise` succeeds once it is handed to its recipients' shards: with a store, behind
+    /// the publishes being committed, so that streams still receive ids in order.
+    public func sendDirect(
+        to recipient: DirectRecipient, data: String, dataIsJSON: Bool = false, eventType: String? = nil,
+        idempotencyKey: String? = nil, promise: EventLoopPromise<PublishResult>
+    ) {
+        let request = PublishRequest(
+            topics: [], data: data, dataIsJSON: dataIsJSON, eventType: eventType, idempotencyKey: idempotencyKey)
+        do {
+            try self.validate(request, allowNoTopic: true)
+            if let result = try self.append(request, direct: recipient, promise: promise) { promise.succeed(result) }
+        } catch {
+            promise.fail(error)
+        }
     }
 
     private func validate(_ request: PublishRequest, allowNoTopic: Bool = false) throws(BrokerError) {
@@ -185,9 +337,13 @@ public final class Broker: Sendable {
         }
     }
 
-    private func append(_ request: PublishRequest, direct recipient: DirectRecipient?) throws(BrokerError)
-        -> PublishResult
-    {
+    /// Assigns the id and delivers the event now, or, with a store, queues it for the next commit (direct messages
+    /// too, though they are not stored, so that every shard still receives events in id order).
+    ///
+    /// - Returns: The answer when the publish is answered now; nil when `promise` is completed after the commit.
+    private func append(
+        _ request: PublishRequest, direct recipient: DirectRecipient?, promise: EventLoopPromise<PublishResult>?
+    ) throws(BrokerError) -> PublishResult? {
         let now = self.clock.nowMilliseconds
         let topics = request.topics
         // Everything but the id is encoded before the lock is taken; under it, only the id line is filled in.
@@ -201,15 +357,23 @@ public final class Broker: Sendable {
             ? WebSocketEventFrame.prepare(
                 topics: topics, eventType: request.eventType, data: request.data, dataIsJSON: request.dataIsJSON,
                 allocator: self.allocator) : nil
-        let result = self.state.withLockedValue { state -> Result<PublishResult, BrokerError> in
+        let writer = promise == nil ? nil : self.writer
+        let outcome = self.state.withLockedValue { state -> Result<PublishResult?, BrokerError> in
             if state.isShuttingDown {
                 return .failure(
                     BrokerError(.shuttingDown, "The broker is shutting down; publish to another node or retry shortly.")
                 )
             }
-            if let key = request.idempotencyKey, var earlier = state.idempotency.result(for: key) {
-                earlier.isReplay = true
-                return .success(earlier)
+            if let key = request.idempotencyKey {
+                if var earlier = state.idempotency.result(for: key) {
+                    earlier.isReplay = true
+                    return .success(earlier)
+                }
+                if let promise, state.committingKeys[key] != nil {
+                    // The first publish with this key is being committed: answer this one with its outcome.
+                    state.committingKeys[key]!.append(promise)
+                    return .success(nil)
+                }
             }
             var targets: [(ClientID, SubscriptionRegistry.Client)] = []
             if let recipient {
@@ -234,30 +398,98 @@ public final class Broker: Sendable {
                 id: state.ids.make(), topics: topics, eventType: request.eventType, data: request.data,
                 dataIsJSON: request.dataIsJSON, timeMilliseconds: now, retryMilliseconds: request.retryMilliseconds,
                 isPrivate: request.isPrivate, frame: frame.take()!, webSocketFrame: webSocketFrame.take())
-            let subscribers: Int
-            if recipient == nil {
-                state.history.append(event, nowMilliseconds: now)
-                subscribers = state.registry.subscriberCount(for: topics)
-                if subscribers > 0 {
-                    for shard in self.shards where state.registry.clientsPerShard[shard.index] > 0 {
-                        shard.enqueue(.event(event))
-                    }
-                }
-            } else {
-                subscribers = targets.count
+            var directTargets: [Int: [ClientID]]?
+            if !targets.isEmpty {
                 var byShard: [Int: [ClientID]] = [:]
                 for (id, client) in targets { byShard[client.shardIndex, default: []].append(id) }
-                for (index, ids) in byShard { self.shards[index].enqueue(.direct(event, ids)) }
+                directTargets = byShard
             }
+            let subscribers = directTargets == nil ? state.registry.subscriberCount(for: topics) : targets.count
             let result = PublishResult(id: event.id, topics: topics, subscribers: subscribers)
-            if let key = request.idempotencyKey {
-                state.idempotency.insert(result, for: key, nowMilliseconds: now)
+            let publish = StoreWriter.Publish(
+                event: event, result: result, directTargets: directTargets, idempotencyKey: request.idempotencyKey,
+                keyExpiresAtMilliseconds: now + state.idempotency.windowMilliseconds, promise: promise)
+            if let writer {
+                if let key = request.idempotencyKey { state.committingKeys[key] = [] }
+                writer.enqueue(publish)
+                return .success(nil)
             }
+            _ = self.deliver0(publish, state: &state, nowMilliseconds: now)
             return .success(result)
         }
-        let published = try result.get()
-        if !published.isReplay { self.metrics.publishes.increment() }
+        let published = try outcome.get()
+        if let published, !published.isReplay { self.metrics.publishes.increment() }
         return published
+    }
+
+    /// Puts a publish in history and hands it to the shards (its direct recipients' shards for a direct message).
+    /// Under the lock; returns the promises of retries that waited for it.
+    private func deliver0(
+        _ publish: StoreWriter.Publish, state: inout State, nowMilliseconds: UInt64
+    ) -> [EventLoopPromise<PublishResult>] {
+        let event = publish.event
+        state.lastPublished = event.id
+        if let directTargets = publish.directTargets {
+            for (index, ids) in directTargets { self.shards[index].enqueue(.direct(event, ids)) }
+        } else {
+            state.history.append(event, nowMilliseconds: nowMilliseconds)
+            if state.registry.subscriberCount(for: event.topics) > 0 {
+                for shard in self.shards where state.registry.clientsPerShard[shard.index] > 0 {
+                    shard.enqueue(.event(event))
+                }
+            }
+        }
+        guard let key = publish.idempotencyKey else { return [] }
+        state.idempotency.insert(publish.result, for: key, nowMilliseconds: nowMilliseconds)
+        return state.committingKeys.removeValue(forKey: key) ?? []
+    }
+
+    /// The store committed `batch`: deliver it in id order, then answer its publishes (and retries that waited).
+    private func committed(_ batch: [StoreWriter.Publish]) {
+        let now = self.clock.nowMilliseconds
+        let waiters = self.state.withLockedValue { state in
+            batch.map { self.deliver0($0, state: &state, nowMilliseconds: now) }
+        }
+        for (publish, retries) in zip(batch, waiters) {
+            self.metrics.publishes.increment()
+            publish.promise?.succeed(publish.result)
+            var replay = publish.result
+            replay.isReplay = true
+            for retry in retries { retry.succeed(replay) }
+        }
+    }
+
+    /// The store could not commit `batch`: none of its events exists. Direct messages, which are not stored, are
+    /// delivered all the same; the other publishes (and retries that waited) fail with `store_unavailable`.
+    private func failed(_ batch: [StoreWriter.Publish], _ error: StoreError) {
+        let now = self.clock.nowMilliseconds
+        let refusal = BrokerError(
+            .storeUnavailable, "The event could not be stored (\(error.code)); nothing was delivered. Retry shortly.")
+        let outcomes = self.state.withLockedValue { state in
+            batch.map { publish -> (delivered: Bool, retries: [EventLoopPromise<PublishResult>]) in
+                if publish.directTargets != nil {
+                    return (true, self.deliver0(publish, state: &state, nowMilliseconds: now))
+                }
+                guard let key = publish.idempotencyKey else { return (false, []) }
+                return (false, state.committingKeys.removeValue(forKey: key) ?? [])
+            }
+        }
+        for (publish, outcome) in zip(batch, outcomes) {
+            if outcome.delivered {
+                publish.promise?.succeed(publish.result)
+            } else {
+                publish.promise?.fail(refusal)
+            }
+            for retry in outcome.retries {
+                if outcome.delivered {
+                    var replay = publish.result
+                    replay.isReplay = true
+                    retry.succeed(replay)
+                } else {
+                    retry.fail(refusal)
+                }
+            }
+        }
     }
 
     // MARK: Subscribing
@@ -292,7 +524,7 @@ public final class Broker: Sendable {
                 return .failure(BrokerError(.shuttingDown, "The broker is shutting down; reconnect shortly."))
             }
             if transport == .webSocket { self.webSocketClients.add(1, ordering: .relaxed) }
-            let handoff = state.ids.lastIssued ?? EventID(rawValue: state.ids.floor.rawValue - 1)
+            let handoff = state.lastPublished
             var replay: [BrokerEvent] = []
             var gap: HistoryGap?
             if let lastEventID {
@@ -367,7 +599,7 @@ public final class Broker: Sendable {
                     shardIndex: client.shardIndex, selectors: new, transport: client.transport,
                     userID: client.userID))
             let pending = shard.takePending()
-            let handoff = state.ids.lastIssued ?? EventID(rawValue: state.ids.floor.rawValue - 1)
+            let handoff = state.lastPublished
             var replay: [BrokerEvent] = []
             var gap: HistoryGap?
             if let lastEventID, !added.isEmpty {
@@ -402,14 +634,14 @@ public final class Broker: Sendable {
         state: State, selectors: [TopicSelector], lastEventID: String, includeBroadcast: Bool, limit: Int,
         where isIncluded: (BrokerEvent) -> Bool
     ) -> ([BrokerEvent], HistoryGap?) {
-        let lastIssued = state.ids.lastIssued ?? EventID(rawValue: state.ids.floor.rawValue - 1)
+        let lastIssued = state.lastPublished
         let horizon = state.history.horizon(selectors: selectors, includeBroadcast: includeBroadcast)
         var after = EventID.zero
         var missed: Bool
         if let id = EventID(parsing: lastEventID), id <= lastIssued {
             after = id
             // Before this run's first id, events of an earlier run (not kept in memory) may have been missed.
-            missed = id < horizon.dropped || (id != .zero && id < state.ids.floor)
+            missed = id < horizon.dropped || (id != .zero && id < state.recordFloor)
         } else {
             missed = true  // unknown: from another broker, or not an id at all; replay everything retained
         }
@@ -474,7 +706,7 @@ public final class Broker: Sendable {
                 connections: state.registry.countsByTransport, subscriptions: state.registry.selectorCount,
                 topics: Self.knownTopics(in: state).count,
                 historyEvents: state.history.liveEntries, historyBytes: state.history.totalBytes,
-                lastEventID: state.ids.lastIssued)
+                lastEventID: state.lastPublished >= state.recordFloor ? state.lastPublished : nil)
         }
     }
 }

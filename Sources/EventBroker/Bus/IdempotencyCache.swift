@@ -30,6 +30,15 @@ struct IdempotencyCache {
         }
     }
 
+    /// Puts back a key a store kept, with its original expiry. Keys must come in expiry order.
+    mutating func restore(_ result: PublishResult, for key: String, expiresAtMilliseconds: UInt64) {
+        guard self.results.updateValue(result, forKey: key) == nil else { return }
+        self.order.append(Entry(key: key, expiresAtMilliseconds: expiresAtMilliseconds))
+        while self.order.count > self.capacity, let oldest = self.order.popFirst() {
+            self.results[oldest.key] = nil
+        }
+    }
+
     mutating func expire(nowMilliseconds: UInt64) {
         while let oldest = self.order.first, oldest.expiresAtMilliseconds <= nowMilliseconds {
             self.order.removeFirst()

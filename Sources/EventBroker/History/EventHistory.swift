@@ -64,6 +64,26 @@ struct EventHistory {
         self.rings[topic]?.evictedThrough ?? self.timelineEvictedThrough
     }
 
+    /// Per retaining topic, the newest id dropped there; and the newest dropped everywhere. What a store forgets.
+    func horizons() -> (topics: [TopicName: EventID], global: EventID) {
+        var topics: [TopicName: EventID] = [:]
+        topics.reserveCapacity(self.rings.count)
+        for (topic, ring) in self.rings { topics[topic] = ring.evictedThrough }
+        return (topics, self.timelineEvictedThrough)
+    }
+
+    /// Raises the horizons to those a store recorded, after its events were appended again at start-up: the
+    /// events dropped before the restart stay known as dropped.
+    mutating func restoreHorizons(_ topics: [TopicName: EventID], global: EventID) {
+        self.timelineEvictedThrough = max(self.timelineEvictedThrough, global)
+        for (topic, horizon) in topics where self.rings[topic] != nil {
+            self.rings[topic]!.evictedThrough = max(self.rings[topic]!.evictedThrough, horizon)
+        }
+        for topic in self.rings.keys where self.rings[topic]!.evictedThrough < self.timelineEvictedThrough {
+            self.rings[topic]!.evictedThrough = self.timelineEvictedThrough
+        }
+    }
+
     mutating func append(_ event: BrokerEvent, nowMilliseconds: UInt64) {
         guard self.limits.eventsPerTopic > 0, self.limits.maxBytes > 0 else { return }
         let cost = event.historyCost

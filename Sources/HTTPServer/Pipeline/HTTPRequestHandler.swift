@@ -44,6 +44,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         /// An answer that closes the connection went out early; the rest of the request is ignored.
         case discarding
         case waiting(LongPoll)
+        /// A publish waits for the broker (with a durable store, for its commit); later requests wait behind it.
+        case publishing(HTTPRequestHead)
         case handedOff
     }
 
@@ -102,7 +104,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
-        if case .waiting = self.state {
+        if self.isWaiting {
             guard self.pipelined.count < Self.maxPipelinedParts else {
                 context.close(promise: nil)
                 return
@@ -124,9 +126,12 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// Whether an answer is pending (a long poll, a publish being committed): requests behind it wait.
     private var isWaiting: Bool {
-        if case .waiting = self.state { return true }
-        return false
+        switch self.state {
+        case .waiting, .publishing: return true
+        case .idle, .collecting, .refused, .discarding, .handedOff: return false
+        }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -135,7 +140,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             switch self.state {
             case .idle: context.close(promise: nil)
             case .waiting: self.finishLongPoll()
-            case .collecting, .refused, .discarding, .handedOff: break
+            case .collecting, .refused, .discarding, .publishing, .handedOff: break
             }
             return
         }
@@ -159,7 +164,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             apiError.closesConnection = true
             self.state = .discarding
             self.respond(.error(apiError), head: nil, context: context)
-        case .discarding, .waiting, .handedOff:
+        case .discarding, .waiting, .publishing, .handedOff:
             context.close(promise: nil)
         }
     }
@@ -217,7 +222,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func receivedEnd(context: ChannelHandlerContext) {
         self.pipelineHandlers.timeout.requestCompleted()
         switch self.state {
-        case .idle, .waiting, .handedOff:
+        case .idle, .waiting, .publishing, .handedOff:
             return
         case .discarding:
             self.state = .idle
@@ -273,29 +278,29 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             case .publish:
                 let principal = try self.publisher(request)
                 try self.takePublishToken(principal)
-                self.respond(
+                self.await(
                     try self.authorized { () throws(APIError) in
                         try self.api.publish(
                             target: request.target, headers: request.head.headers, body: request.body,
-                            principal: principal)
+                            principal: principal, on: context.eventLoop)
                     }, head: request.head, context: context)
             case .broadcast:
                 let principal = try self.publisher(request)
                 try self.takePublishToken(principal)
-                self.respond(
+                self.await(
                     try self.authorized { () throws(APIError) in
                         try self.api.broadcast(
                             target: request.target, headers: request.head.headers, body: request.body,
-                            principal: principal)
+                            principal: principal, on: context.eventLoop)
                     }, head: request.head, context: context)
             case .message:
                 let principal = try self.publisher(request)
                 try self.takePublishToken(principal)
-                self.respond(
+                self.await(
                     try self.authorized { () throws(APIError) in
                         try self.api.message(
                             target: request.target, headers: request.head.headers, body: request.body,
-                            principal: principal)
+                            principal: principal, on: context.eventLoop)
                     }, head: request.head, context: context)
             case .health:
                 self.respond(self.api.health(), head: request.head, context: context)
@@ -324,6 +329,27 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         } catch {
             self.logger.error("Request failed", metadata: ["error": "\(error)", "uri": "\(request.head.uri)"])
             self.respond(.error(.internalError), head: request.head, context: context)
+        }
+    }
+
+    /// Answers `head` when `answer` completes: at once for a broker without a store (the future is already
+    /// complete), after the commit with one. Requests pipelined behind it wait until then.
+    private func await(
+        _ answer: EventLoopFuture<HTTPResponse>, head: HTTPRequestHead, context: ChannelHandlerContext
+    ) {
+        self.state = .publishing(head)
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        answer.whenComplete { result in
+            let handler = bound.value
+            guard case .publishing = handler.state, let context = handler.context else { return }
+            handler.state = .idle
+            switch result {
+            case .success(let response):
+                handler.respond(response, head: head, context: context)
+            case .failure(let error):
+                handler.respond(.error(APIError(publishFailure: error)), head: head, context: context)
+            }
+            handler.drainPipelined(context: context)
         }
     }
 

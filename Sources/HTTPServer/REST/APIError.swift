@@ -57,6 +57,17 @@ struct APIError: Error, Hashable, Sendable {
         return error
     }
 
+    /// The answer to a failed publish future: its `BrokerError`, or a `500`.
+    init(publishFailure error: any Error) {
+        if let error = error as? BrokerError {
+            self.init(error)
+        } else if let error = error as? APIError {
+            self = error
+        } else {
+            self = .internalError
+        }
+    }
+
     static let internalError = APIError(
         .internalServerError, "internal_error", "The broker failed to handle the request.")
 
@@ -81,10 +92,10 @@ struct APIError: Error, Hashable, Sendable {
         let status: HTTPResponseStatus
         switch error.code {
         case .clientNotFound, .topicNotFound: status = .notFound
-        case .shuttingDown: status = .serviceUnavailable
+        case .shuttingDown, .storeUnavailable: status = .serviceUnavailable
         default: status = .badRequest
         }
         self.init(status, error.code.description, error.message)
-        if error.code == .shuttingDown { self.headers = [("Retry-After", "1")] }
+        if error.code == .shuttingDown || error.code == .storeUnavailable { self.headers = [("Retry-After", "1")] }
     }
 }

@@ -15,20 +15,24 @@ struct RESTAPI: Sendable {
 
     // MARK: Publishing
 
+    /// Decodes and checks the request now (throwing its `4xx`); the answer comes once the broker has published the
+    /// event, which with a durable store is after its commit.
     func publish(
-        target: RequestTarget, headers: HTTPHeaders, body: ByteBuffer, principal: Principal = .open
-    ) throws(APIError) -> HTTPResponse {
+        target: RequestTarget, headers: HTTPHeaders, body: ByteBuffer, principal: Principal = .open,
+        on eventLoop: any EventLoop
+    ) throws(APIError) -> EventLoopFuture<HTTPResponse> {
         let fields = try PublishBody.decode(
             kind: .publish, contentType: headers.first(name: "content-type"), target: target, body: body)
-        return Self.published(
-            try self.publish(fields, idempotencyKey: try Self.idempotencyKey(headers), principal: principal))
+        return try self.publish(
+            fields, idempotencyKey: try Self.idempotencyKey(headers), principal: principal, on: eventLoop
+        ).map(Self.published)
     }
 
     /// Publishes decoded fields (from a REST body or a WebSocket `publish` message) once `principal` may publish to
-    /// every topic they name.
+    /// every topic they name. The future fails with a `BrokerError` when the broker refuses the event.
     func publish(
-        _ fields: PublishBody, idempotencyKey: String?, principal: Principal = .open
-    ) throws(APIError) -> PublishResult {
+        _ fields: PublishBody, idempotencyKey: String?, principal: Principal = .open, on eventLoop: any EventLoop
+    ) throws(APIError) -> EventLoopFuture<PublishResult> {
         guard !fields.topics.isEmpty else {
             throw APIError(
                 .badRequest, "missing_field",
@@ -43,17 +47,16 @@ struct RESTAPI: Sendable {
         let request = PublishRequest(
             topics: topics, data: data, dataIsJSON: fields.dataIsJSON, eventType: fields.event,
             retryMilliseconds: fields.retry, isPrivate: fields.isPrivate, idempotencyKey: idempotencyKey)
-        do {
-            return try self.broker.publish(request)
-        } catch {
-            throw APIError(error)
-        }
+        let promise = eventLoop.makePromise(of: PublishResult.self)
+        self.broker.publish(request, promise: promise)
+        return promise.futureResult
     }
 
     /// Needs a `broker.publish` selector matching `$broadcast` when authorization is on.
     func broadcast(
-        target: RequestTarget, headers: HTTPHeaders, body: ByteBuffer, principal: Principal = .open
-    ) throws(APIError) -> HTTPResponse {
+        target: RequestTarget, headers: HTTPHeaders, body: ByteBuffer, principal: Principal = .open,
+        on eventLoop: any EventLoop
+    ) throws(APIError) -> EventLoopFuture<HTTPResponse> {
         try Self.authorize { () throws(AuthorizationError) in try principal.authorizePublish(to: [.broadcast]) }
         let fields = try PublishBody.decode(
             kind: .broadcast, contentType: headers.first(name: "content-type"), target: target, body: body)
@@ -62,19 +65,17 @@ struct RESTAPI: Sendable {
         }
         let data = try Self.requireData(fields)
         let key = try Self.idempotencyKey(headers)
-        do {
-            return Self.published(
-                try self.broker.broadcast(
-                    data: data, dataIsJSON: fields.dataIsJSON, eventType: fields.event, idempotencyKey: key))
-        } catch {
-            throw APIError(error)
-        }
+        let promise = eventLoop.makePromise(of: PublishResult.self)
+        self.broker.broadcast(
+            data: data, dataIsJSON: fields.dataIsJSON, eventType: fields.event, idempotencyKey: key, promise: promise)
+        return promise.futureResult.map(Self.published)
     }
 
     /// Needs a `broker.publish` selector matching `$direct` when authorization is on.
     func message(
-        target: RequestTarget, headers: HTTPHeaders, body: ByteBuffer, principal: Principal = .open
-    ) throws(APIError) -> HTTPResponse {
+        target: RequestTarget, headers: HTTPHeaders, body: ByteBuffer, principal: Principal = .open,
+        on eventLoop: any EventLoop
+    ) throws(APIError) -> EventLoopFuture<HTTPResponse> {
         try Self.authorize { () throws(AuthorizationError) in
             try principal.authorizePublish(to: [Principal.directMessages])
         }
@@ -96,18 +97,16 @@ struct RESTAPI: Sendable {
         }
         let data = try Self.requireData(fields)
         let key = try Self.idempotencyKey(headers)
-        let result: PublishResult
-        do {
-            result = try self.broker.sendDirect(
-                to: recipient, data: data, dataIsJSON: fields.dataIsJSON, eventType: fields.event,
-                idempotencyKey: key)
-        } catch {
-            throw APIError(error)
+        let promise = eventLoop.makePromise(of: PublishResult.self)
+        self.broker.sendDirect(
+            to: recipient, data: data, dataIsJSON: fields.dataIsJSON, eventType: fields.event, idempotencyKey: key,
+            promise: promise)
+        return promise.futureResult.map { result in
+            var json = JSONObjectWriter()
+            json.string("id", result.id.description)
+            json.int("subscribers", result.subscribers)
+            return .json(json.finish(), headers: result.isReplay ? [("Idempotent-Replayed", "true")] : [])
         }
-        var json = JSONObjectWriter()
-        json.string("id", result.id.description)
-        json.int("subscribers", result.subscribers)
-        return .json(json.finish(), headers: result.isReplay ? [("Idempotent-Replayed", "true")] : [])
     }
 
     /// Runs a policy check, turning its refusal into the `401` or `403` answer.

@@ -309,12 +309,26 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
                     WebSocketReply.error(ServerLimits.rateLimited(retryAfter: wait), ref: message.ref),
                     context: context)
             }
+            let published: EventLoopFuture<PublishResult>
             do {
-                let result = try self.api.publish(fields, idempotencyKey: nil, principal: self.principal)
-                self.write(WebSocketReply.ack(ref: message.ref, id: result.id), context: context)
+                published = try self.api.publish(
+                    fields, idempotencyKey: nil, principal: self.principal, on: context.eventLoop)
             } catch {
                 self.countRefusal(error)
-                self.write(WebSocketReply.error(error, ref: message.ref), context: context)
+                return self.write(WebSocketReply.error(error, ref: message.ref), context: context)
+            }
+            // At once without a store; after the commit with one.
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let ref = message.ref
+            published.whenComplete { result in
+                let handler = bound.value
+                guard let context = handler.context, !handler.isClosing else { return }
+                switch result {
+                case .success(let result):
+                    handler.write(WebSocketReply.ack(ref: ref, id: result.id), context: context)
+                case .failure(let error):
+                    handler.write(WebSocketReply.error(APIError(publishFailure: error), ref: ref), context: context)
+                }
             }
         case .subscribe(let selectors, let lastEventID):
             do {
