@@ -10,7 +10,7 @@ import ServiceLifecycle
 /// `broker-cli serve`: runs the broker until SIGTERM or SIGINT, then shuts down gracefully.
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the broker (in-memory history; every flag has a BROKER_* environment variable)."
+        abstract: "Run the broker (history in memory, or in SQLite with --store; every flag has a BROKER_* variable)."
     )
 
     @OptionGroup var options: ServerOptions
@@ -43,9 +43,25 @@ struct Serve: AsyncParsableCommand {
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
         let metrics = ServerMetrics()
-        let broker = Broker(
-            group: group, configuration: configuration.bus, metrics: BusMetrics(factory: metrics.factory),
-            logger: logger)
+        let broker: Broker
+        switch try self.options.storeChoice() {
+        case .memory:
+            broker = Broker(
+                group: group, configuration: configuration.bus, metrics: BusMetrics(factory: metrics.factory),
+                logger: logger)
+        case .sqlite(let path, let synchronous):
+            // A database that is locked by another broker, unwritable or corrupt stops the start-up with one line.
+            do {
+                let store = try SQLiteEventStore(path: path, synchronous: synchronous)
+                broker = try Broker(
+                    eventLoops: Array(group.makeIterator()), configuration: configuration.bus,
+                    metrics: BusMetrics(factory: metrics.factory), logger: logger, store: store)
+            } catch {
+                try? await group.shutdownGracefully()
+                throw error
+            }
+            logger.notice("History kept in SQLite", metadata: ["path": "\(path)", "sync": "\(synchronous.rawValue)"])
+        }
         let server = BrokerServer(
             configuration: configuration, broker: broker, group: group, metrics: metrics, logger: logger)
         let services = ServiceGroup(

@@ -89,6 +89,18 @@ struct ServerOptions: ParsableArguments {
 
     @Option(
         help:
+            "Where history is kept: 'memory', or 'sqlite:PATH' to keep it in a SQLite file that survives restarts. (env: BROKER_STORE, default: memory)"
+    )
+    var store: String?
+
+    @Option(
+        help:
+            "With a SQLite store: 'normal' (an OS crash may lose the last publishes, a broker crash never does) or 'full' (nothing acknowledged is ever lost; slower). (env: BROKER_STORE_SYNC, default: normal)"
+    )
+    var storeSync: String?
+
+    @Option(
+        help:
             "HS256 secret (32+ bytes) that tokens are verified with; turns authorization on. Prefer the variable: flags show in 'ps'. (env: BROKER_JWT_SECRET, default: no authorization)"
     )
     var jwtSecret: String?
@@ -212,6 +224,28 @@ struct ServerOptions: ParsableArguments {
             configuration.requestTimeout = timeout
         }
         return configuration
+    }
+
+    /// Where history is kept, from `--store` and `--store-sync`.
+    enum Store: Equatable {
+        case memory
+        case sqlite(path: String, synchronous: SQLiteSynchronous)
+    }
+
+    func storeChoice() throws -> Store {
+        let text = self.value(self.store, "BROKER_STORE") ?? "memory"
+        let sync = self.value(self.storeSync, "BROKER_STORE_SYNC")
+        if text == "memory" {
+            if sync != nil { throw ValidationError("--store-sync applies to a SQLite store (--store sqlite:PATH).") }
+            return .memory
+        }
+        guard text.hasPrefix("sqlite:"), text.count > "sqlite:".count else {
+            throw ValidationError("--store must be 'memory' or 'sqlite:PATH', not '\(text)'.")
+        }
+        guard let synchronous = SQLiteSynchronous(rawValue: (sync ?? "normal").lowercased()) else {
+            throw ValidationError("--store-sync must be 'normal' or 'full', not '\(sync ?? "")'.")
+        }
+        return .sqlite(path: String(text.dropFirst("sqlite:".count)), synchronous: synchronous)
     }
 
     /// How tokens are verified, when `--jwt-secret` or `--jwt-public-key` is given (nil: the broker is open). Reads
