@@ -32,9 +32,16 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "4.1.0"..<"6.0.0"),
     ],
     targets: [
+        // The system SQLite library, for the durable store.
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
         .target(
             name: "EventBroker",
             dependencies: [
+                "CSQLite",
                 .product(name: "NIOCore", package: "swift-nio"),
                 // NIOThreadPool: the durable store's writer thread.
                 .product(name: "NIOPosix", package: "swift-nio"),
