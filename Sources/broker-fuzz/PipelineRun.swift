@@ -13,9 +13,19 @@ import NIOEmbedded
 /// WebSocket upgrade, the input's bytes in pieces, then whatever `Control` asks, then the close.
 ///
 /// No sockets, threads or sleeps: timers run by moving the embedded loop's clock. After the close, the connection
-/// must have given back its connection slot and every subscription, or the run stops with `preconditionFailure`
-/// (a leak is a finding like a crash).
+/// must have given back its connection slot and every subscription, and once the run's objects go out of scope the
+/// channel and the broker must be freed (nothing of the connection is left in a reference cycle), or the run stops
+/// with `preconditionFailure`: a leak is a finding like a crash. `BROKER_FUZZ_LEAKS=0` turns the second check off.
 enum PipelineRun {
+    /// Whether a channel or broker left alive after a run is a failure (`BROKER_FUZZ_LEAKS` unset, or not `0`).
+    static let checksLeaks = getenv("BROKER_FUZZ_LEAKS").map { String(cString: $0) != "0" } ?? true
+
+    /// The run's channel and broker, held weakly: both nil once everything the run made has been freed.
+    struct Leftovers {
+        weak var channel: EmbeddedChannel?
+        weak var broker: Broker?
+    }
+
     /// What happens around the input, from the control byte.
     ///
     /// ```
@@ -71,6 +81,13 @@ enum PipelineRun {
     ///   - upgrade: A WebSocket handshake to send first; it must be answered `101`.
     ///   - pieces: The input, written as inbound bytes one piece at a time.
     static func run(control: Control, upgrade: [UInt8]? = nil, pieces: [ArraySlice<UInt8>]) {
+        let leftovers = Self.connect(control: control, upgrade: upgrade, pieces: pieces)
+        guard Self.checksLeaks else { return }
+        precondition(leftovers.channel == nil, "The closed channel was not freed: it is in a reference cycle")
+        precondition(leftovers.broker == nil, "The broker was not freed: something of the closed connection holds it")
+    }
+
+    private static func connect(control: Control, upgrade: [UInt8]?, pieces: [ArraySlice<UInt8>]) -> Leftovers {
         let loop = EmbeddedEventLoop()
         let connections = FuzzEntryPoints.Connections(eventLoop: loop, clock: BrokerClock { 1_763_780_248_000_000 })
         let channel = EmbeddedChannel(loop: loop)
@@ -136,6 +153,7 @@ enum PipelineRun {
         } catch {
             preconditionFailure("The loop did not shut down: \(error)")
         }
+        return Leftovers(channel: channel, broker: connections.broker)
     }
 
     /// Writes one piece; false when the channel refused it (closed, or an error reached the pipeline's end).
