@@ -9,6 +9,9 @@
 # left a crash, timeout or out-of-memory artifact (kept in .build-fuzz/runs/DATE/TARGET/, with libFuzzer's log).
 # Replay an artifact with `.build-fuzz/debug/broker-fuzz FILE`, or without libFuzzer with `swift run broker-fuzz FILE`.
 #
+# Mutations use the tokens in Tests/Fuzz/broker.dict. A connection that leaves its channel or broker alive after it
+# closed (a reference cycle) is a crash too, unless BROKER_FUZZ_LEAKS=0 (see Tests/Fuzz/README.md for a known one).
+#
 # Environment: FUZZ_OPTIMIZE=1 builds with -O in .build-fuzz-opt (about 3x the executions per second, about 2.5x the
 # build's CPU time: worth it for long runs, not for CI's short one), FUZZ_MAX_LEN (default 4096 bytes), FUZZ_TIMEOUT
 # (seconds one input may take, default 5), FUZZ_JOBS (build jobs, default: SwiftPM's), FUZZ_SKIP_BUILD=1 (reuse the
@@ -59,14 +62,17 @@ for target in "${targets[@]}"; do
     BROKER_FUZZ_TARGET=$target SWIFT_BACKTRACE=enable=no SWIFT_DETERMINISTIC_HASHING=1 \
         timeout --signal=TERM --kill-after=10 $((seconds + 120)) \
         "$binary" -max_total_time="$seconds" -max_len="${FUZZ_MAX_LEN:-4096}" -timeout="${FUZZ_TIMEOUT:-5}" \
-        -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$artifacts/" "$corpus" "Tests/Fuzz/seeds/$target" \
+        -rss_limit_mb=2048 -dict=Tests/Fuzz/broker.dict -print_final_stats=1 -artifact_prefix="$artifacts/" \
+        "$corpus" "Tests/Fuzz/seeds/$target" \
         >"$log" 2>&1 || status=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
     coverage=$(grep -Eo 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+/[0-9]+[a-zA-Z]*' "$log" | tail -1 || true)
-    found=$(find "$artifacts" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'leak-*' \) | sort)
+    found=$(find "$artifacts" -maxdepth 1 -type f \
+        \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'leak-*' \) | sort)
     count=$(printf '%s' "$found" | grep -c . || true)
-    line="$target: ${runs:-?} executions, ${speed:-?} execs/s, ${coverage:-no coverage line}, $count crashes (exit $status)"
+    line="$target: ${runs:-?} executions, ${speed:-?} execs/s, ${coverage:-no coverage line}, $count crashes"
+    line+=" (exit $status)"
     echo "$line"
     summary+=("$line")
     if [ "$count" -gt 0 ] || [ "$status" -ne 0 ]; then
