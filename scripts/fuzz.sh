@@ -10,7 +10,7 @@
 # Replay an artifact with `.build-fuzz/debug/broker-fuzz FILE`, or without libFuzzer with `swift run broker-fuzz FILE`.
 #
 # Mutations use the tokens in Tests/Fuzz/broker.dict. A connection that leaves its channel or broker alive after it
-# closed (a reference cycle) is a crash too, unless BROKER_FUZZ_LEAKS=0 (see Tests/Fuzz/README.md for a known one).
+# closed (a reference cycle) is a crash too, unless BROKER_FUZZ_LEAKS=0.
 #
 # Environment: FUZZ_OPTIMIZE=1 builds with -O in .build-fuzz-opt (about 3x the executions per second, about 2.5x the
 # build's CPU time: worth it for long runs, not for CI's short one), FUZZ_MAX_LEN (default 4096 bytes), FUZZ_TIMEOUT
