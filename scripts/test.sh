@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Runs every test: installs what the tests need, validates openapi.yaml, checks formatting, builds everything (the shutdown tests run
-# the real broker-cli binary, the crash test the release one; the allocation test runs the release fanout-alloc-check)
-# and runs the Swift test suites.
+# Runs every test: installs what the tests need, validates openapi.yaml, checks formatting, builds everything once, in
+# release (the tests run the real broker-cli: the crash test kills and restarts it; the allocation test runs
+# fanout-alloc-check), runs the Swift test suites, then fuzzes the input parsing for FUZZ_SECONDS per target
+# (default 20; 0 skips it).
+#
+# One release build with -enable-testing (so the test targets may `@testable import`) instead of a debug build plus a
+# release one: each dependency, BoringSSL twice among them, is compiled once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
 python3 scripts/validate-openapi.py openapi.yaml
 swift format lint --strict -r Sources Tests
-swift build
-swift build -c release --product fanout-alloc-check
-# The crash test kills and restarts the release broker.
-swift build -c release --product broker-cli
-swift test "$@"
+swift build -c release -Xswiftc -enable-testing --build-tests
+swift test -c release -Xswiftc -enable-testing --skip-build "$@"
+fuzz_seconds=${FUZZ_SECONDS:-20}
+[ "$fuzz_seconds" = 0 ] || bash scripts/fuzz.sh "$fuzz_seconds"

@@ -90,12 +90,12 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        self.endLongPoll(context: context)
+        self.abandonLongPoll(context: context)
         self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.endLongPoll(context: context)
+        self.abandonLongPoll(context: context)
         context.fireChannelInactive()
     }
 
@@ -562,8 +562,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func finishLongPoll(with knownPage: HistoryPage? = nil) {
         guard let context = self.context, case .waiting(let poll) = self.state else { return }
-        self.endLongPoll(context: context)
         self.state = .idle
+        self.stop(poll, context: context)
         let response: HTTPResponse
         if let knownPage {
             response = RESTAPI.historyResponse(knownPage)
@@ -578,8 +578,17 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.drainPipelined(context: context)
     }
 
-    private func endLongPoll(context: ChannelHandlerContext) {
+    /// Ends a poll unanswered: its connection closed. Leaving `.waiting` lets go of the waiter and the timer, whose
+    /// closures hold this handler (else handler, state, waiter and closure would keep each other alive, with the
+    /// request and the broker); a second call (`channelInactive`, then `handlerRemoved`) finds nothing to do.
+    private func abandonLongPoll(context: ChannelHandlerContext) {
         guard case .waiting(let poll) = self.state else { return }
+        self.state = .discarding
+        self.pipelined.removeAll()
+        self.stop(poll, context: context)
+    }
+
+    private func stop(_ poll: LongPoll, context: ChannelHandlerContext) {
         poll.timer.cancel()
         self.api.broker.unsubscribe0(poll.waiter, selectors: poll.query.selectors, on: context.eventLoop)
     }
