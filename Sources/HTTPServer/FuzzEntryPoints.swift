@@ -2,6 +2,12 @@ import EventBroker
 import Logging
 import NIOCore
 
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
 /// What the fuzz targets in `Sources/broker-fuzz` reach of this module, and nothing else should call.
 ///
 /// The parsers and the pipeline set-up are internal. `@testable import` would reach them too, but only in a build
@@ -97,6 +103,51 @@ public enum FuzzEntryPoints {
         precondition(again == value, "\(what) changed on a round trip: \(json) → \(value.serialized())")
     }
 
+    /// A verifier for fuzzing the authorization paths without cryptography: the token is its own claims.
+    ///
+    /// ```
+    /// all                       publish and subscribe everything, `$broadcast` and `$direct` included; sub "fuzz"
+    /// news                      subscribe news/** only
+    /// grant:P1,P2:S1,S2         publish selectors P…, subscribe selectors S… (either list may be empty)
+    /// expired                   token_expired
+    /// anything else             malformed_token (or invalid_claim for a grant with an invalid selector)
+    /// ```
+    public struct FuzzTokenVerifier: AccessTokenVerifying {
+        public init() {}
+
+        public func verify(_ token: String, now: Date) throws(AuthorizationError) -> AccessToken {
+            switch token {
+            case "all":
+                return AccessToken(
+                    subject: "fuzz", expiresAt: now.addingTimeInterval(60),
+                    publishSelectors: Self.selectors("**,$broadcast,$direct"),
+                    subscribeSelectors: Self.selectors("**,$broadcast"))
+            case "news":
+                return AccessToken(subscribeSelectors: Self.selectors("news/**,news"))
+            case "expired":
+                throw AuthorizationError(.tokenExpired, "The token expired.")
+            default:
+                let parts = token.split(separator: ":", omittingEmptySubsequences: false)
+                guard parts.count == 3, parts[0] == "grant" else {
+                    throw AuthorizationError(.malformedToken, "Not a fuzz token.")
+                }
+                var publish: [TopicSelector] = []
+                var subscribe: [TopicSelector] = []
+                do {
+                    for name in parts[1].split(separator: ",") { publish.append(try TopicSelector(String(name))) }
+                    for name in parts[2].split(separator: ",") { subscribe.append(try TopicSelector(String(name))) }
+                } catch {
+                    throw AuthorizationError(.invalidClaim, "A selector is invalid.")
+                }
+                return AccessToken(publishSelectors: publish, subscribeSelectors: subscribe)
+            }
+        }
+
+        private static func selectors(_ list: String) -> [TopicSelector] {
+            list.split(separator: ",").compactMap { try? TopicSelector(String($0)) }
+        }
+    }
+
     /// One server's shared state (a REST API over its own `Broker`, connection limits, compressors and metrics),
     /// and the pipeline set-up `BrokerServer` gives each accepted connection: the fuzzers put it on
     /// `EmbeddedChannel`s.
@@ -115,12 +166,18 @@ public enum FuzzEntryPoints {
         /// - Parameters:
         ///   - eventLoop: The loop of every channel set up here.
         ///   - clock: The bus's wall clock.
-        public init(eventLoop: any EventLoop, clock: BrokerClock) {
+        ///   - authorizing: Whether tokens are required, as ``FuzzTokenVerifier`` reads them (anonymous clients may
+        ///     subscribe, so that a WebSocket upgrade without a token still succeeds).
+        public init(eventLoop: any EventLoop, clock: BrokerClock, authorizing: Bool = false) {
             self.logger = Logger(label: "broker-fuzz", factory: { _ in SwiftLogNoOpLogHandler() })
             var configuration = BrokerConfiguration(
                 maxBodyBytes: 4096, maxHeaderBytes: 2048, maxWebSocketMessageBytes: 2048, publishRate: 5,
                 publishBurst: 5, slowConsumerBytes: 2048, corsAllowedOrigins: ["https://allowed.example"])
             configuration.bus.heartbeatInterval = .seconds(15)
+            if authorizing {
+                configuration.tokenVerifier = FuzzTokenVerifier()
+                configuration.allowsAnonymousSubscribers = true
+            }
             self.configuration = configuration
             self.metrics = ServerMetrics()
             self.broker = Broker(

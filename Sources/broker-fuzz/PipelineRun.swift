@@ -35,6 +35,8 @@ enum PipelineRun {
     /// bit 4     the channel is unwritable while the input arrives (backpressure), writable again at the end
     /// bit 5     ask the connection to quiesce before the close (graceful shutdown)
     /// bit 6     run the loop only after the last piece, not after each one
+    /// bit 7     authorization on (`FuzzEntryPoints.FuzzTokenVerifier`: `Bearer all` may do anything, no token
+    ///           only subscribe), and the published event is private
     /// ```
     struct Control {
         let rawValue: UInt8
@@ -53,6 +55,7 @@ enum PipelineRun {
         var startsUnwritable: Bool { self.rawValue & 0x10 != 0 }
         var quiesces: Bool { self.rawValue & 0x20 != 0 }
         var runsBetweenPieces: Bool { self.rawValue & 0x40 == 0 }
+        var authorizes: Bool { self.rawValue & 0x80 != 0 }
     }
 
     /// `bytes` cut into 1 to 4 pieces (`split & 3`, plus one) at points derived from `split` and the length, so the
@@ -89,7 +92,8 @@ enum PipelineRun {
 
     private static func connect(control: Control, upgrade: [UInt8]?, pieces: [ArraySlice<UInt8>]) -> Leftovers {
         let loop = EmbeddedEventLoop()
-        let connections = FuzzEntryPoints.Connections(eventLoop: loop, clock: BrokerClock { 1_763_780_248_000_000 })
+        let connections = FuzzEntryPoints.Connections(
+            eventLoop: loop, clock: BrokerClock { 1_763_780_248_000_000 }, authorizing: control.authorizes)
         let channel = EmbeddedChannel(loop: loop)
         do {
             try connections.configure(channel)
@@ -120,7 +124,8 @@ enum PipelineRun {
         if control.publishes {
             let broker = connections.broker
             let news = try! TopicName("news")
-            _ = try? broker.publish(PublishRequest(topics: [news], data: #"{"n":1}"#, dataIsJSON: true))
+            _ = try? broker.publish(
+                PublishRequest(topics: [news], data: #"{"n":1}"#, dataIsJSON: true, isPrivate: control.authorizes))
             _ = try? broker.broadcast(data: "everyone")
             loop.run()
             output.drain(channel)

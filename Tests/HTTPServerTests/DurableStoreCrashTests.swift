@@ -73,7 +73,9 @@ struct DurableStoreCrashTests {
             "--history-size", "100000",
         ]
         let first = try BrokerProcess(binary: binary, arguments: arguments)
-        let keyed = try #require(try Self.publish(try RawConnection(port: first.port), #"{"topic":"crash","data":"keyed"}"#, key: "crash-key"))
+        let keyed = try #require(
+            try Self.publish(
+                try RawConnection(port: first.port), #"{"topic":"crash","data":"keyed"}"#, key: "crash-key"))
 
         // Four publishers on keep-alive connections record every id the broker acknowledges; the broker is killed
         // once 2,000 are acknowledged, while they keep publishing.
