@@ -78,7 +78,7 @@ import Testing
             "payload_too_large", "unsupported_media_type", "headers_too_large", "shutting_down", "internal_error",
             "server_full", "too_many_connections", "rate_limited", "forbidden_origin", "missing_token",
             "malformed_token", "unsecured_token", "algorithm_not_allowed", "invalid_signature", "token_expired",
-            "token_not_yet_valid", "wrong_audience", "invalid_claim", "forbidden",
+            "token_not_yet_valid", "wrong_audience", "invalid_claim", "forbidden", "store_unavailable",
         ]
         for code in codes { #expect(yaml.contains(code), "\(code) is not in openapi.yaml") }
     }
