@@ -1,7 +1,8 @@
-import EventBroker
 import Foundation
 import NIOConcurrencyHelpers
 import Testing
+
+@testable import EventBroker
 
 /// The release broker with the SQLite store, killed with SIGKILL while clients publish, then restarted on the same
 /// file: every acknowledged event is there exactly once and in order, ids keep increasing, and idempotency keys still
@@ -137,5 +138,84 @@ struct DurableStoreCrashTests {
         #expect(try response.json()["id"] == .string(keyed))
         #expect(response.header("Idempotent-Replayed") == "true")
         print("crash test: \(acked.count) acknowledged, \(replayed.count) replayed, 0 lost, 0 duplicated")
+    }
+
+    // MARK: Start-up errors and a full disk
+
+    @Test func unusableDatabaseStopsServeWithOneLineAndANonZeroExit() async throws {
+        let binary: URL = try #require(ShutdownTests.brokerBinary())
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("broker-store-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let database = directory.appendingPathComponent("events.db").path
+        let garbage = directory.appendingPathComponent("garbage.db").path
+        try Data(repeating: 0x41, count: 8192).write(to: URL(fileURLWithPath: garbage))
+        // A first broker holds the file: a second one on it must refuse to start.
+        let holder = try BrokerProcess(binary: binary, arguments: ["--store", "sqlite:\(database)"])
+        defer { holder.stop() }
+        let cases: [(path: String, says: String)] = [
+            (database, "locked"),
+            (directory.appendingPathComponent("missing/events.db").path, "missing"),
+            (garbage, "not"),
+        ]
+        for (path, says) in cases {
+            let result = try ExternalCommand.run(
+                binary.path, ["serve", "--port", "0", "--store", "sqlite:\(path)", "--log-level", "error"])
+            #expect(result.status != 0, "\(path)")
+            let lines = result.errors.split(separator: "\n").filter { $0.hasPrefix("Error:") }
+            #expect(lines.count == 1, "\(result.errors)")
+            #expect(lines.first?.contains(path) == true, "\(result.errors)")
+            #expect(lines.first?.lowercased().contains(says) == true, "\(result.errors)")
+        }
+        // The holder still works.
+        let connection = try RawConnection(port: holder.port)
+        #expect(try Self.publish(connection, #"{"topic":"t","data":"x"}"#) != nil)
+    }
+
+    @Test func fullDiskAnswers503AndTheBrokerRecoversWhenSpaceReturns() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("broker-full-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try SQLiteEventStore(path: directory.appendingPathComponent("events.db").path)
+        let server = try await TestServer(store: store)
+        let subscriber = try server.connect()
+        #expect(try subscriber.openStream("/api/events?topic=t").status == 200)
+        _ = try subscriber.readMessages(count: 1)
+        let before = try server.publish(#"{"topic":"t","data":"before"}"#)
+        // The disk fills up: SQLite may not grow the file any more.
+        try store.setMaximumPageCount(try store.pageCount())
+        let big = String(repeating: "x", count: 200_000)
+        var refused: RawConnection.Response?
+        for _ in 0..<5 {
+            let response = try server.request(
+                "POST", "/api/events/publish", headers: [("Content-Type", "application/json")],
+                body: #"{"topic":"t","data":"\#(big)"}"#)
+            if response.status != 200 {
+                refused = response
+                break
+            }
+        }
+        let answer = try #require(refused, "the full store accepted every publish")
+        #expect(answer.status == 503)
+        #expect(answer.errorCode == "store_unavailable")
+        #expect(answer.header("Retry-After") == "1")
+        // Space returns: publishing works again. The subscriber got exactly the stored events: none of the refused.
+        try store.setMaximumPageCount(1_000_000)
+        let after = try server.publish(#"{"topic":"t","data":"after"}"#)
+        var ids: [String] = []
+        while ids.last != after { ids += try subscriber.readMessages(count: 1).compactMap(\.id) }
+        let history = try server.request("GET", "/api/events/history?topic=t").json()
+        guard case .array(let events)? = history["events"] else {
+            Issue.record("no history: \(history)")
+            return
+        }
+        let stored = events.compactMap { event -> String? in
+            guard case .string(let id)? = event["id"] else { return nil }
+            return id
+        }
+        #expect(ids == stored)
+        #expect(stored.first == before)
+        #expect(stored.last == after)
+        try await server.stop()
     }
 }

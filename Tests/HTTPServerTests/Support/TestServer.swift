@@ -11,7 +11,8 @@ final class TestServer {
     let server: BrokerServer
     let port: Int
 
-    init(_ configure: (inout BrokerConfiguration) -> Void = { _ in }) async throws {
+    /// - Parameter store: Keeps history durably; the broker then answers publishes after their commit.
+    init(store: (any EventStore)? = nil, _ configure: (inout BrokerConfiguration) -> Void = { _ in }) async throws {
         var configuration = BrokerConfiguration(host: "127.0.0.1", port: 0, eventLoopThreads: 2)
         // Every test client comes from 127.0.0.1 and some publish fast: limits are off unless a test sets them.
         configuration.maxConnectionsPerAddress = 0
@@ -21,9 +22,15 @@ final class TestServer {
         logger.logLevel = .critical
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
         let metrics = ServerMetrics()
-        self.broker = Broker(
-            group: self.group, configuration: configuration.bus, metrics: BusMetrics(factory: metrics.factory),
-            logger: logger)
+        if let store {
+            self.broker = try Broker(
+                eventLoops: Array(self.group.makeIterator()), configuration: configuration.bus,
+                metrics: BusMetrics(factory: metrics.factory), logger: logger, store: store)
+        } else {
+            self.broker = Broker(
+                group: self.group, configuration: configuration.bus, metrics: BusMetrics(factory: metrics.factory),
+                logger: logger)
+        }
         self.server = BrokerServer(
             configuration: configuration, broker: self.broker, group: self.group, metrics: metrics, logger: logger)
         self.port = try await self.server.start()
