@@ -276,32 +276,12 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 self.respond(RESTAPI.historyResponse(page), head: request.head, context: context)
                 return
             case .publish:
-                let principal = try self.publisher(request)
-                try self.takePublishToken(principal)
-                self.await(
-                    try self.authorized { () throws(APIError) in
-                        try self.api.publish(
-                            target: request.target, headers: request.head.headers, body: request.body,
-                            principal: principal, on: context.eventLoop)
-                    }, head: request.head, context: context)
+                try self.publish(request, context: context, through: RESTAPI.publish(target:headers:body:principal:on:))
             case .broadcast:
-                let principal = try self.publisher(request)
-                try self.takePublishToken(principal)
-                self.await(
-                    try self.authorized { () throws(APIError) in
-                        try self.api.broadcast(
-                            target: request.target, headers: request.head.headers, body: request.body,
-                            principal: principal, on: context.eventLoop)
-                    }, head: request.head, context: context)
+                try self.publish(
+                    request, context: context, through: RESTAPI.broadcast(target:headers:body:principal:on:))
             case .message:
-                let principal = try self.publisher(request)
-                try self.takePublishToken(principal)
-                self.await(
-                    try self.authorized { () throws(APIError) in
-                        try self.api.message(
-                            target: request.target, headers: request.head.headers, body: request.body,
-                            principal: principal, on: context.eventLoop)
-                    }, head: request.head, context: context)
+                try self.publish(request, context: context, through: RESTAPI.message(target:headers:body:principal:on:))
             case .health:
                 self.respond(self.api.health(), head: request.head, context: context)
             case .metrics:
@@ -330,6 +310,25 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             self.logger.error("Request failed", metadata: ["error": "\(error)", "uri": "\(request.head.uri)"])
             self.respond(.error(.internalError), head: request.head, context: context)
         }
+    }
+
+    /// The signature shared by `RESTAPI.publish`, `broadcast` and `message`.
+    private typealias PublishEndpoint = (RESTAPI) -> (
+        RequestTarget, HTTPHeaders, ByteBuffer, Principal, any EventLoop
+    ) throws(APIError) -> EventLoopFuture<HTTPResponse>
+
+    /// A publish, broadcast or direct message: a token that may publish (`401` before the body is read), one of the
+    /// client's publishes per its rate (`429`), then `endpoint`'s answer once the broker has it.
+    private func publish(
+        _ request: Request, context: ChannelHandlerContext, through endpoint: PublishEndpoint
+    ) throws(APIError) {
+        let principal = try self.publisher(request)
+        try self.takePublishToken(principal)
+        let answer = try self.authorized { () throws(APIError) in
+            try endpoint(self.api)(
+                request.target, request.head.headers, request.body, principal, context.eventLoop)
+        }
+        self.await(answer, head: request.head, context: context)
     }
 
     /// Answers `head` when `answer` completes: at once for a broker without a store (the future is already
