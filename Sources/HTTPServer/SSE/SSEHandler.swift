@@ -163,7 +163,10 @@ final class SSEHandler: ChannelDuplexHandler, Subscriber {
 
     /// Hot path. `event.sseChunk` is shared by every subscriber on this loop: never mutate it.
     func deliver(_ event: BrokerEvent) -> Delivery {
-        guard let context = self.context, event.id > self.lastDeliveredID, self.principal.mayRead(event) else {
+        // `isPrivate` first: a public event, nearly every one, costs one load, not a call.
+        guard let context = self.context, event.id > self.lastDeliveredID,
+            !event.isPrivate || self.principal.mayRead(event)
+        else {
             return .skipped
         }
         self.lastDeliveredID = event.id

@@ -442,7 +442,7 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
     func deliver(_ event: BrokerEvent) -> Delivery {
         guard let context = self.context, !self.isClosing, event.id > self.lastLiveID else { return .skipped }
         self.lastLiveID = event.id
-        guard self.principal.mayRead(event) else { return .skipped }
+        guard !event.isPrivate || self.principal.mayRead(event) else { return .skipped }
         if self.collected != nil {
             self.collected!.append(event)
             return .written
