@@ -246,9 +246,9 @@
     arr.forEach(function (e) {
       var name = e[1].name || "anonymous";
       var isMe = e[0] === me.clientId;
-      list.appendChild(el("li", { className: "member" + (isMe ? " me" : ""), "data-testid": "member", "data-client-id": e[0], "data-name": name }, [
+      list.appendChild(el("li", { className: "member" + (isMe ? " me" : ""), "data-testid": "member", "data-client-id": e[0], "data-name": name, "data-transport": e[1].transport || "" }, [
         avatar(name, "small"),
-        el("span", { className: "member-name", text: name }),
+        el("span", { className: "member-name", "data-testid": "member-name", text: name }),
         isMe ? el("span", { className: "tag", text: "you" }) : null,
         el("span", { className: "transport-tag", text: e[1].transport === "ws" ? "ws" : "sse", title: "Connected over " + (e[1].transport === "ws" ? "WebSocket" : "Server-Sent Events") }),
       ]));

@@ -1,0 +1,273 @@
+"""Browser tests of the chat page and broker.js: headless Chromium against a real broker-cli per test.
+
+Run with scripts/browser-tests.sh (BROKER_BIN picks the broker; SCREENSHOTS_DIR=docs/screenshots saves screenshots).
+"""
+
+import os
+import sys
+import tempfile
+import threading
+import time
+import unittest
+from urllib.parse import quote
+
+from selenium.webdriver.common.keys import Keys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Broker, new_driver, screenshot, state, texts, tid, wait  # noqa: E402
+
+
+class BrowserTestCase(unittest.TestCase):
+    store = None
+
+    def setUp(self):
+        self.broker = self.start_broker()
+
+    def start_broker(self, store=None, port=0):
+        broker = Broker(store=store, port=port).start()
+        self.addCleanup(broker.stop)
+        return broker
+
+    def driver(self, eventsource=True):
+        d = new_driver(eventsource=eventsource)
+        self.addCleanup(d.quit)
+        return d
+
+    def open_lobby(self, d, name=None):
+        d.get(self.broker.url + "/")
+        wait(d, lambda d: d.find_element(*tid("join-form")).is_displayed())
+        if name:
+            box = d.find_element(*tid("name-input"))
+            box.clear()
+            box.send_keys(name)
+
+    def join(self, d, name, room):
+        """Enter a room through the join form, then wait until it is live."""
+        self.open_lobby(d, name)
+        box = d.find_element(*tid("room-input"))
+        box.clear()
+        box.send_keys(room)
+        d.find_element(*tid("join-button")).click()
+        self.wait_room_live(d, room)
+
+    def wait_room_live(self, d, room, timeout=15):
+        wait(d, lambda d: d.find_element(*tid("room-title")).text == room, timeout, "room view")
+        wait(d, lambda d: state(d)["state"] == "open", timeout, "connection open")
+        wait(d, lambda d: d.execute_script(
+            "return document.querySelectorAll('[data-testid=\"member\"].me').length") == 1, timeout, "in presence")
+
+    def say(self, d, text):
+        box = d.find_element(*tid("composer-input"))
+        box.send_keys(text)
+        box.send_keys(Keys.ENTER)
+
+    def messages(self, d):
+        return texts(d, "message-text")
+
+    def wait_messages(self, d, expected, timeout=15):
+        """Wait until every expected text is shown; return the list shown then."""
+        wait(d, lambda d: all(t in self.messages(d) for t in expected), timeout,
+             "messages %r, shown: %r" % (expected, self.messages(d)))
+        return self.messages(d)
+
+    def members(self, d):
+        return sorted(texts(d, "member-name"))
+
+    # ------------------------------------------------------------------------------------------------------------
+    def test_two_sessions_chat_presence_and_typing(self):
+        alice, bob = self.driver(), self.driver()
+        self.join(alice, "alice", "general")
+        self.join(bob, "bob", "general")
+        for d in (alice, bob):
+            wait(d, lambda d: self.members(d) == ["alice", "bob"], message="both present: %r" % self.members(d))
+
+        self.say(alice, "Hi Bob, the release is at 3 pm.")
+        self.wait_messages(bob, ["Hi Bob, the release is at 3 pm."])
+        self.say(bob, "Great, I'll prepare the notes.")
+        self.wait_messages(alice, ["Hi Bob, the release is at 3 pm.", "Great, I'll prepare the notes."])
+        # Each message once, in the same order on both sides.
+        self.assertEqual(self.messages(alice), self.messages(bob))
+        self.assertEqual(len(self.messages(alice)), 2)
+
+        # Bob types: Alice sees it, then it disappears about 3 s later.
+        bob.find_element(*tid("composer-input")).send_keys("Also, the changelog")
+        wait(alice, lambda d: d.find_element(*tid("typing-indicator")).text == "bob is typing…",
+             message="typing indicator")
+        self.assertEqual(bob.find_element(*tid("typing-indicator")).text, "")
+        screenshot(alice, "chat.png")
+        wait(alice, lambda d: d.find_element(*tid("typing-indicator")).text == "", 8, "typing indicator hides")
+
+        # Bob leaves: Alice's member list follows.
+        bob.get(self.broker.url + "/#/")
+        wait(alice, lambda d: self.members(d) == ["alice"], message="bob left")
+
+    def test_reload_resumes_without_loss_or_duplicates(self):
+        d = self.driver()
+        self.join(d, "carol", "reload")
+        before = ["before %d" % i for i in range(3)]
+        for t in before:
+            self.broker.chat("reload", t)
+        self.wait_messages(d, before)
+
+        during = ["during %d" % i for i in range(12)]
+
+        def publish_during():
+            for t in during:
+                self.broker.chat("reload", t)
+                time.sleep(0.05)
+
+        publisher = threading.Thread(target=publish_during)
+        publisher.start()
+        d.refresh()
+        publisher.join(timeout=20)
+        self.wait_room_live(d, "reload")
+        after = ["after %d" % i for i in range(3)]
+        for t in after:
+            self.broker.chat("reload", t)
+        shown = self.wait_messages(d, before + during + after)
+        time.sleep(0.5)  # anything duplicated would have arrived by now
+        shown = self.messages(d)
+        self.assertEqual(shown, before + during + after)
+
+    def test_broker_restart_resumes(self):
+        self.broker.stop()
+        db = os.path.join(tempfile.mkdtemp(prefix="eb-browser-"), "history.db")
+        self.broker = self.start_broker(store="sqlite:" + db)
+        port = self.broker.port
+        d = self.driver()
+        self.join(d, "dave", "durable")
+        before = ["before restart %d" % i for i in range(3)]
+        for t in before:
+            self.broker.chat("durable", t)
+        self.wait_messages(d, before)
+
+        self.broker.stop()
+        wait(d, lambda d: state(d)["state"] in ("reconnecting", "offline"), 15, "page notices the restart")
+        screenshot(d, "reconnecting.png")
+        time.sleep(1)
+        self.broker = self.start_broker(store="sqlite:" + db, port=port)
+        after = ["after restart %d" % i for i in range(3)]
+        for t in after:
+            self.broker.chat("durable", t)
+        wait(d, lambda d: state(d)["state"] == "open", 20, "reconnected")
+        self.wait_messages(d, before + after, 20)
+        self.say(d, "still here")
+        self.wait_messages(d, ["still here"])
+        time.sleep(0.5)
+        self.assertEqual(self.messages(d), before + after + ["still here"])
+
+    def test_websocket_fallback_without_eventsource(self):
+        d = self.driver(eventsource=False)
+        self.join(d, "erin", "fallback")
+        self.assertTrue(d.execute_script("return window.__noEventSource === true && typeof EventSource === 'undefined'"))
+        self.assertEqual(state(d)["transport"], "WebSocket")
+        health = self.broker.health()
+        self.assertEqual((health["connections"]["ws"], health["connections"]["sse"]), (1, 0), health)
+        self.broker.chat("fallback", "over REST")
+        self.say(d, "over the page")
+        self.assertEqual(self.wait_messages(d, ["over REST", "over the page"]), ["over REST", "over the page"])
+        member = d.find_element(*tid("member"))
+        self.assertEqual(member.get_attribute("data-transport"), "ws")
+        screenshot(d, "websocket-fallback.png")
+
+    def test_markup_in_messages_renders_as_text(self):
+        d = self.driver()
+        self.join(d, "mallory", "xss")
+        evil = ['<script>window.__xss = 1</script>', '<img src=x onerror="window.__xss = 2">',
+                '<b onmouseover="window.__xss = 3">bold?</b> & &amp; "quotes"']
+        self.say(d, evil[0])
+        self.say(d, evil[1])
+        self.broker.chat("xss", evil[2], name='<img src=x onerror="window.__xss = 4">')
+        shown = self.wait_messages(d, evil)
+        self.assertEqual(shown, evil)
+        for t in evil[:2]:
+            self.assertIn(t, d.find_element(*tid("message-list")).text)
+        self.assertIn('<img src=x onerror="window.__xss = 4">', texts(d, "message-author"))
+        self.assertEqual(d.execute_script(
+            "return document.querySelectorAll('[data-testid=\"message-list\"] img, "
+            "[data-testid=\"message-list\"] script, [data-testid=\"message-list\"] b').length"), 0)
+        time.sleep(0.3)
+        self.assertIsNone(d.execute_script("return window.__xss === undefined ? null : window.__xss"))
+
+    def test_two_tabs_share_one_connection(self):
+        d = self.driver()
+        self.join(d, "frank", "shared")
+        first = d.current_window_handle
+        d.switch_to.new_window("tab")
+        second = d.current_window_handle
+        d.get(self.broker.url + "/#/room/shared")
+        self.wait_room_live(d, "shared")
+        health = self.broker.health()
+        self.assertEqual(health["connections"]["sse"] + health["connections"]["ws"], 1, health)
+
+        self.broker.chat("shared", "to both tabs")
+        self.wait_messages(d, ["to both tabs"])
+        self.say(d, "from the second tab")
+        d.switch_to.window(first)
+        self.assertEqual(self.wait_messages(d, ["to both tabs", "from the second tab"]),
+                         ["to both tabs", "from the second tab"])
+        health = self.broker.health()
+        self.assertEqual(health["connections"]["sse"] + health["connections"]["ws"], 1, health)
+
+        # The leader tab closes: the other one takes over and resumes from the last id.
+        d.close()
+        d.switch_to.window(second)
+        self.broker.chat("shared", "after the first tab closed")
+        self.assertEqual(self.wait_messages(d, ["after the first tab closed"], 20),
+                         ["to both tabs", "from the second tab", "after the first tab closed"])
+        wait(d, lambda d: state(d)["state"] == "open")
+        wait(d, lambda d: sum(self.broker.health()["connections"].values()) == 1, 10, "one connection")
+
+    def test_lobby_lists_rooms_and_updates_live(self):
+        self.broker.chat("history-only", "an old message")
+        watcher = self.driver()
+        self.open_lobby(watcher, "grace")
+        wait(watcher, lambda d: self.lobby(d).get("history-only") == 0, message="room with history listed")
+
+        visitor = self.driver()
+        self.join(visitor, "heidi", "design")
+        wait(watcher, lambda d: self.lobby(d).get("design") == 1, message="design: 1 member")
+        other = self.driver()
+        self.join(other, "ivan", "design")
+        wait(watcher, lambda d: self.lobby(d).get("design") == 2, message="design: 2 members")
+        self.assertNotIn("$presence/design", self.lobby(watcher))
+        self.assertFalse(any(t.startswith("$") for t in self.lobby(watcher)))
+        # The most populated room comes first.
+        self.assertEqual(texts(watcher, "lobby-room")[0], "design")
+        screenshot(watcher, "lobby.png")
+
+        other.get(self.broker.url + "/#/")
+        wait(watcher, lambda d: self.lobby(d).get("design") == 1, message="design: back to 1")
+
+        # Clicking a row enters the room, with its history.
+        watcher.find_element("css selector", '[data-testid="lobby-row"][data-room="history-only"]').click()
+        self.wait_room_live(watcher, "history-only")
+        self.assertEqual(self.wait_messages(watcher, ["an old message"]), ["an old message"])
+
+    def lobby(self, d):
+        return d.execute_script(
+            "var out = {}; document.querySelectorAll('[data-testid=\"lobby-row\"]').forEach(function (r) {"
+            " out[r.getAttribute('data-room')] = parseInt(r.querySelector('[data-testid=\"lobby-count\"]').textContent, 10); });"
+            "return out;")
+
+    def test_broadcast_shows_a_notification(self):
+        d = self.driver()
+        self.join(d, "judy", "ops")
+        self.broker.chat("ops", "Deploying the new search index now.", name="kim")
+        self.wait_messages(d, ["Deploying the new search index now."])
+        status, answer = self.broker.request("POST", "/api/messages/broadcast",
+                                             {"data": {"message": "Maintenance at 22:00 UTC: 5 minutes of downtime."},
+                                              "event": "announcement"})
+        self.assertEqual(status, 200, answer)
+        wait(d, lambda d: "Maintenance at 22:00 UTC: 5 minutes of downtime." in texts(d, "toast-text"),
+             message="toast")
+        self.assertIn("Maintenance at 22:00 UTC: 5 minutes of downtime.", texts(d, "notification-text"))
+        self.assertEqual(self.messages(d), ["Deploying the new search index now."])
+        screenshot(d, "notification.png")
+        # A broadcast without an event type, with plain text data.
+        self.broker.request("POST", "/api/messages/broadcast", {"data": "<i>plain</i> text"})
+        wait(d, lambda d: "<i>plain</i> text" in texts(d, "notification-text"), message="plain broadcast")
+
+
+if __name__ == "__main__":
+    unittest.main()
