@@ -51,7 +51,8 @@ class Broker:
                     found.put(int(m.group(1)))
             found.put(None)
 
-        threading.Thread(target=drain, daemon=True).start()
+        self.reader = threading.Thread(target=drain, daemon=True)
+        self.reader.start()
         try:
             port = found.get(timeout=timeout)
         except queue.Empty:
@@ -74,8 +75,10 @@ class Broker:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
-        if self.proc and self.proc.stdout:
-            self.proc.stdout.close()
+        if self.proc:
+            self.reader.join(timeout=5)
+            if not self.reader.is_alive():
+                self.proc.stdout.close()
         self.proc = None
 
     # REST
@@ -117,7 +120,8 @@ def new_driver(eventsource=True):
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER_BIN), options=opts)
     driver.set_page_load_timeout(30)
     driver.set_script_timeout(20)
-    driver.set_window_size(1280, 800)
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False})
     if not eventsource:
         driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument",
                                {"source": "delete window.EventSource; window.__noEventSource = true;"})

@@ -143,18 +143,28 @@ class BrowserTestCase(unittest.TestCase):
 
         self.broker.stop()
         wait(d, lambda d: state(d)["state"] in ("reconnecting", "offline"), 15, "page notices the restart")
+        # Written while the broker is down: shown as pending, queued, sent once when it is back.
+        self.say(d, "written offline")
+        wait(d, lambda d: texts(d, "message-pending") and "written offline" in texts(d, "message-pending")[0],
+             message="pending message")
+        wait(d, lambda d: d.find_element(*tid("queued")).text == "1 queued", message="queued count")
+        self.assertTrue(d.find_element(*tid("connection-banner")).is_displayed())
         screenshot(d, "reconnecting.png")
-        time.sleep(1)
         self.broker = self.start_broker(store="sqlite:" + db, port=port)
         after = ["after restart %d" % i for i in range(3)]
         for t in after:
             self.broker.chat("durable", t)
         wait(d, lambda d: state(d)["state"] == "open", 20, "reconnected")
-        self.wait_messages(d, before + after, 20)
+        self.wait_messages(d, before + after + ["written offline"], 20)
+        wait(d, lambda d: not texts(d, "message-pending"), message="nothing pending")
         self.say(d, "still here")
         self.wait_messages(d, ["still here"])
         time.sleep(0.5)
-        self.assertEqual(self.messages(d), before + after + ["still here"])
+        shown = self.messages(d)
+        self.assertEqual(sorted(shown), sorted(before + after + ["written offline", "still here"]), shown)
+        self.assertEqual(shown[:3], before)
+        self.assertEqual(shown[-1], "still here")
+        self.assertFalse(d.find_element(*tid("connection-banner")).is_displayed())
 
     def test_websocket_fallback_without_eventsource(self):
         d = self.driver(eventsource=False)
@@ -263,6 +273,7 @@ class BrowserTestCase(unittest.TestCase):
              message="toast")
         self.assertIn("Maintenance at 22:00 UTC: 5 minutes of downtime.", texts(d, "notification-text"))
         self.assertEqual(self.messages(d), ["Deploying the new search index now."])
+        time.sleep(0.4)  # the toast's entrance animation
         screenshot(d, "notification.png")
         # A broadcast without an event type, with plain text data.
         self.broker.request("POST", "/api/messages/broadcast", {"data": "<i>plain</i> text"})

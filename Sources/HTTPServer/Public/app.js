@@ -103,6 +103,15 @@
     q.hidden = !s.queued;
     q.textContent = s.queued ? s.queued + " queued" : "";
     if (s.clientId) me.clientId = s.clientId;
+    var banner = $("connection-banner");
+    var down = s.state === "reconnecting" || s.state === "offline";
+    banner.hidden = !down;
+    if (down) {
+      banner.setAttribute("data-state", s.state);
+      $("connection-banner-text").textContent = (s.state === "offline" ? "You are offline." : "Connection lost, reconnecting…") +
+        " Messages you send are kept and delivered once the connection is back" +
+        (s.lastEventId ? "; the room resumes after event " + s.lastEventId + "." : ".");
+    }
   });
 
   client.on("ready", function (r) {
@@ -339,7 +348,7 @@
         el("span", { className: "room-icon", "aria-hidden": "true", text: "#" }),
         el("span", { className: "room-name", "data-testid": "lobby-room", text: r.topic }),
         el("span", { className: "room-meta muted small", text: r.historySize ? r.historySize + " stored" : "" }),
-        el("span", { className: "room-count" + (r.members ? " live" : ""), "data-testid": "lobby-count", "data-count": String(r.members), text: String(r.members) }),
+        el("span", { className: "room-count" + (r.members ? " live" : ""), "data-testid": "lobby-count", "data-count": String(r.members), text: String(r.members), title: here }),
       ]);
       btn.addEventListener("click", function () { enter(r.topic); });
       list.appendChild(el("li", null, [btn]));
@@ -366,7 +375,7 @@
     if (!toast) return;
     var close = el("button", { type: "button", className: "toast-close", "aria-label": "Dismiss notification", text: "×" });
     var t = el("div", { className: "toast", "data-testid": "toast", "data-type": type }, [
-      el("span", { className: "toast-icon", "aria-hidden": "true", text: "🔔" }),
+      bell(),
       el("div", { className: "toast-body" }, [el("strong", { text: title }), el("p", { "data-testid": "toast-text", text: text })]),
       close,
     ]);
@@ -376,6 +385,18 @@
     var toasts = $("toasts");
     toasts.appendChild(t);
     while (toasts.children.length > 4) toasts.removeChild(toasts.firstChild);
+  }
+  function bell() {
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("class", "toast-icon");
+    svg.setAttribute("aria-hidden", "true");
+    var path = document.createElementNS(ns, "path");
+    path.setAttribute("d", "M12 3a6 6 0 0 0-6 6v3.6L4.3 15.4A1 1 0 0 0 5.2 17h13.6a1 1 0 0 0 .9-1.6L18 12.6V9a6 6 0 0 0-6-6zm-2.5 15.5a2.5 2.5 0 0 0 5 0z");
+    path.setAttribute("fill", "currentColor");
+    svg.appendChild(path);
+    return svg;
   }
   $("clear-notifications").addEventListener("click", function () {
     $("notification-list").textContent = "";
