@@ -180,6 +180,28 @@ class BrowserTestCase(unittest.TestCase):
         self.assertEqual(member.get_attribute("data-transport"), "ws")
         screenshot(d, "websocket-fallback.png")
 
+    def test_websocket_fallback_when_eventsource_keeps_failing(self):
+        # EventSource exists but never gets a stream (every URL answers 404): after a few failures the client
+        # switches to the WebSocket.
+        d = self.driver()
+        d.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": """
+            (function () {
+              var Native = window.EventSource;
+              window.__eventSources = 0;
+              window.EventSource = function (url, init) {
+                window.__eventSources++;
+                return new Native(String(url).replace('/api/events', '/api/no-such-stream'), init);
+              };
+              window.EventSource.prototype = Native.prototype;
+            })();"""})
+        self.join(d, "olga", "flaky")
+        self.assertEqual(state(d)["transport"], "WebSocket")
+        self.assertGreaterEqual(d.execute_script("return window.__eventSources"), 3)
+        health = self.broker.health()
+        self.assertEqual((health["connections"]["ws"], health["connections"]["sse"]), (1, 0), health)
+        self.say(d, "sent after the fallback")
+        self.assertEqual(self.wait_messages(d, ["sent after the fallback"]), ["sent after the fallback"])
+
     def test_markup_in_messages_renders_as_text(self):
         d = self.driver()
         self.join(d, "mallory", "xss")
@@ -227,6 +249,28 @@ class BrowserTestCase(unittest.TestCase):
                          ["to both tabs", "from the second tab", "after the first tab closed"])
         wait(d, lambda d: state(d)["state"] == "open")
         wait(d, lambda d: sum(self.broker.health()["connections"].values()) == 1, 10, "one connection")
+
+    def test_tabs_in_different_rooms_share_one_connection(self):
+        self.broker.chat("alpha", "alpha old")
+        self.broker.chat("beta", "beta old")
+        d = self.driver()
+        self.join(d, "paul", "alpha")
+        first = d.current_window_handle
+        self.assertEqual(self.wait_messages(d, ["alpha old"]), ["alpha old"])
+        d.switch_to.new_window("tab")
+        d.get(self.broker.url + "/#/room/beta")
+        self.wait_room_live(d, "beta")
+        # The new room's history arrives in the second tab, and only there.
+        self.assertEqual(self.wait_messages(d, ["beta old"]), ["beta old"])
+        health = self.broker.health()
+        self.assertEqual(health["connections"]["sse"] + health["connections"]["ws"], 1, health)
+        self.broker.chat("alpha", "alpha new")
+        self.broker.chat("beta", "beta new")
+        self.assertEqual(self.wait_messages(d, ["beta old", "beta new"]), ["beta old", "beta new"])
+        d.switch_to.window(first)
+        self.assertEqual(self.wait_messages(d, ["alpha old", "alpha new"]), ["alpha old", "alpha new"])
+        time.sleep(0.3)
+        self.assertEqual(self.messages(d), ["alpha old", "alpha new"])
 
     def test_lobby_lists_rooms_and_updates_live(self):
         self.broker.chat("history-only", "an old message")

@@ -347,8 +347,8 @@
         "aria-label": "Enter " + r.topic + ", " + here + (r.topic === room ? ", current room" : "") }, [
         el("span", { className: "room-icon", "aria-hidden": "true", text: "#" }),
         el("span", { className: "room-name", "data-testid": "lobby-room", text: r.topic }),
-        el("span", { className: "room-meta muted small", text: r.historySize ? r.historySize + " stored" : "" }),
-        el("span", { className: "room-count" + (r.members ? " live" : ""), "data-testid": "lobby-count", "data-count": String(r.members), text: String(r.members), title: here }),
+        el("span", { className: "room-meta muted small", text: r.historySize ? r.historySize + " in history" : "" }),
+        el("span", { className: "room-count" + (r.members ? " live" : ""), "data-testid": "lobby-count", "data-count": String(r.members), text: r.members + " online", title: here }),
       ]);
       btn.addEventListener("click", function () { enter(r.topic); });
       list.appendChild(el("li", null, [btn]));
