@@ -86,6 +86,14 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "CompressNIO", package: "compress-nio"),
             ],
+            // The browser demo and broker.js, compiled into the binary (see WebAssets).
+            resources: [
+                .embedInCode("Public/index.html"),
+                .embedInCode("Public/broker.js"),
+                .embedInCode("Public/app.js"),
+                .embedInCode("Public/style.css"),
+                .embedInCode("Public/favicon.svg"),
+            ],
             swiftSettings: strictSettings
         ),
         .target(

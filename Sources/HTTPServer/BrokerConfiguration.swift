@@ -42,6 +42,8 @@ public struct BrokerConfiguration: Sendable {
     public var allowsAnonymousSubscribers: Bool
     /// What secures each connection before HTTP (TLS, from `BrokerTLS`); nil serves plain HTTP.
     public var connectionSecurity: (any ConnectionSecurity)?
+    /// The browser demo and `broker.js`: the embedded copies, or a development directory's.
+    public var webAssets: WebAssets
     public var bus: BusConfiguration
 
     public init(
@@ -63,6 +65,7 @@ public struct BrokerConfiguration: Sendable {
         tokenVerifier: (any AccessTokenVerifying)? = nil,
         allowsAnonymousSubscribers: Bool = false,
         connectionSecurity: (any ConnectionSecurity)? = nil,
+        webAssets: WebAssets = .embedded,
         bus: BusConfiguration = BusConfiguration()
     ) {
         self.host = host
@@ -83,6 +86,7 @@ public struct BrokerConfiguration: Sendable {
         self.tokenVerifier = tokenVerifier
         self.allowsAnonymousSubscribers = allowsAnonymousSubscribers
         self.connectionSecurity = connectionSecurity
+        self.webAssets = webAssets
         self.bus = bus
     }
 }

@@ -120,6 +120,12 @@ struct ServerOptions: ParsableArguments {
     )
     var allowAnonymousSubscribe = false
 
+    @Option(
+        help:
+            "Serve the browser demo's files (index.html, broker.js, app.js, style.css, favicon.svg) from this directory instead of the copies built in, read at start-up: for editing the page without rebuilding. (env: BROKER_WEB_ROOT)"
+    )
+    var webRoot: String?
+
     @Option(help: "trace, debug, info, notice, warning, error or critical. (env: BROKER_LOG_LEVEL, default: info)")
     var logLevel: String?
 
@@ -148,6 +154,22 @@ struct ServerOptions: ParsableArguments {
         return level
     }
 
+    /// The demo's files found in `directory`; the built-in copies stand in for missing ones.
+    private static func webAssets(in directory: String) throws -> WebAssets {
+        guard (try? FileManager.default.contentsOfDirectory(atPath: directory)) != nil else {
+            throw ValidationError("--web-root: '\(directory)' is not a readable directory.")
+        }
+        var contents: [String: [UInt8]] = [:]
+        for name in WebAssets.names {
+            if let data = FileManager.default.contents(atPath: directory + "/" + name) { contents[name] = Array(data) }
+        }
+        guard !contents.isEmpty else {
+            throw ValidationError(
+                "--web-root: '\(directory)' holds none of \(WebAssets.names.joined(separator: ", ")).")
+        }
+        return WebAssets(contents: contents)
+    }
+
     func validate() throws {
         _ = try self.configuration()
         _ = try self.logLevelValue()
@@ -156,6 +178,9 @@ struct ServerOptions: ParsableArguments {
     /// The configuration these flags and variables describe.
     func configuration() throws -> BrokerConfiguration {
         var configuration = BrokerConfiguration()
+        if let directory = self.value(self.webRoot, "BROKER_WEB_ROOT") {
+            configuration.webAssets = try Self.webAssets(in: directory)
+        }
         if let host = self.value(self.host, "BROKER_HOST") { configuration.host = host }
         if let port = try self.int(self.port, "BROKER_PORT", "--port") {
             guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535.") }

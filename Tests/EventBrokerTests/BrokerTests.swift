@@ -607,19 +607,20 @@ import Testing
         #expect(topics.map(\.topic.value) == ["chat/a", "news", "sports", "weather"])
         let chat = TopicInfo(
             topic: try TopicName("chat/a"), subscribers: 2, lastEventID: second.id, historySize: 2,
-            oldestEventID: first.id)
+            oldestEventID: first.id, memberCount: 0)
         #expect(topics[0] == chat)
         #expect(
             topics[1]
                 == TopicInfo(
-                    topic: try TopicName("news"), subscribers: 1, lastEventID: nil, historySize: 0, oldestEventID: nil))
+                    topic: try TopicName("news"), subscribers: 1, lastEventID: nil, historySize: 0, oldestEventID: nil,
+                    memberCount: 1))
         #expect(topics[2].subscribers == 1)
         #expect(topics[2].historySize == 0)
         #expect(
             topics[3]
                 == TopicInfo(
                     topic: try TopicName("weather"), subscribers: 0, lastEventID: weather.id, historySize: 1,
-                    oldestEventID: weather.id))
+                    oldestEventID: weather.id, memberCount: 0))
 
         #expect(bus.broker.topic(try TopicName("chat/a")) == chat)
         #expect(bus.broker.topic(try TopicName("chat/b"))?.subscribers == 1, "a wildcard subscriber counts")

@@ -407,7 +407,8 @@ public final class Broker: Sendable {
             let subscribers = directTargets == nil ? state.registry.subscriberCount(for: topics) : targets.count
             let result = PublishResult(id: event.id, topics: topics, subscribers: subscribers)
             let publish = StoreWriter.Publish(
-                event: event, result: result, directTargets: directTargets, idempotencyKey: request.idempotencyKey,
+                event: event, result: result, directTargets: directTargets, isEphemeral: request.isEphemeral,
+                idempotencyKey: request.idempotencyKey,
                 keyExpiresAtMilliseconds: now + state.idempotency.windowMilliseconds, promise: promise)
             if let writer {
                 if let key = request.idempotencyKey { state.committingKeys[key] = [] }
@@ -432,7 +433,7 @@ public final class Broker: Sendable {
         if let directTargets = publish.directTargets {
             for (index, ids) in directTargets { self.shards[index].enqueue(.direct(event, ids)) }
         } else {
-            state.history.append(event, nowMilliseconds: nowMilliseconds)
+            if !publish.isEphemeral { state.history.append(event, nowMilliseconds: nowMilliseconds) }
             if state.registry.subscriberCount(for: event.topics) > 0 {
                 for shard in self.shards where state.registry.clientsPerShard[shard.index] > 0 {
                     shard.enqueue(.event(event))
@@ -459,15 +460,15 @@ public final class Broker: Sendable {
         }
     }
 
-    /// The store could not commit `batch`: none of its events exists. Direct messages, which are not stored, are
-    /// delivered all the same; the other publishes (and retries that waited) fail with `store_unavailable`.
+    /// The store could not commit `batch`: none of its events exists. Direct messages and ephemeral events, which are
+    /// not stored, are delivered all the same; the other publishes (and retries that waited) fail with `store_unavailable`.
     private func failed(_ batch: [StoreWriter.Publish], _ error: StoreError) {
         let now = self.clock.nowMilliseconds
         let refusal = BrokerError(
             .storeUnavailable, "The event could not be stored (\(error.code)); nothing was delivered. Retry shortly.")
         let outcomes = self.state.withLockedValue { state in
             batch.map { publish -> (delivered: Bool, retries: [EventLoopPromise<PublishResult>]) in
-                if publish.directTargets != nil {
+                if publish.directTargets != nil || publish.isEphemeral {
                     return (true, self.deliver0(publish, state: &state, nowMilliseconds: now))
                 }
                 guard let key = publish.idempotencyKey else { return (false, []) }
@@ -506,12 +507,14 @@ public final class Broker: Sendable {
     ///     retained history.
     ///   - principal: Whom the subscriber acts for: the replay holds only the private events it may read (the
     ///     subscriber filters live deliveries itself), and direct messages to its user id (a token's `sub`) reach it.
+    ///   - name: The display name presence shows (see ``Presence``); nil for the token's `sub`, if any.
     public func subscribe0(
         _ subscriber: any Subscriber,
         selectors: [TopicSelector],
         lastEventID: String?,
         transport: Transport,
         principal: Principal = .open,
+        name: String? = nil,
         on eventLoop: any EventLoop
     ) throws(BrokerError) -> SubscriptionStart {
         eventLoop.assertInEventLoop()
@@ -532,11 +535,12 @@ public final class Broker: Sendable {
                     state: state, selectors: selectors, lastEventID: lastEventID, includeBroadcast: true,
                     limit: .max, where: principal.mayRead)
             }
-            state.registry.add(
-                subscriber.clientID,
-                .init(
-                    shardIndex: shard.index, selectors: selectors, transport: transport, userID: principal.userID))
+            let client = SubscriptionRegistry.Client(
+                shardIndex: shard.index, selectors: selectors, transport: transport, userID: principal.userID,
+                name: name ?? principal.userID, sinceMilliseconds: self.clock.nowMilliseconds)
+            state.registry.add(subscriber.clientID, client)
             shard.add0(subscriber, selectors: selectors)
+            self.announce0(.join, subscriber.clientID, client, topics: client.presenceTopics, state: &state)
             return .success(SubscriptionStart(replay: replay, gap: gap, handoffID: handoff))
         }
         let subscription = try start.get()
@@ -554,9 +558,9 @@ public final class Broker: Sendable {
         eventLoop.assertInEventLoop()
         guard let shard = self.shard(for: eventLoop) else { return }
         self.state.withLockedValue { state in
-            if state.registry.remove(subscriber.clientID)?.transport == .webSocket {
-                self.webSocketClients.subtract(1, ordering: .relaxed)
-            }
+            guard let client = state.registry.remove(subscriber.clientID) else { return }
+            if client.transport == .webSocket { self.webSocketClients.subtract(1, ordering: .relaxed) }
+            self.announce0(.leave, subscriber.clientID, client, topics: client.presenceTopics, state: &state)
         }
         shard.remove0(subscriber, selectors: selectors)
         self.logger.debug("Subscriber detached", metadata: ["client.id": "\(subscriber.clientID)"])
@@ -593,13 +597,17 @@ public final class Broker: Sendable {
             guard let client = state.registry.remove(subscriber.clientID) else {
                 preconditionFailure("client \(subscriber.clientID) changes selectors without being subscribed")
             }
-            state.registry.add(
-                subscriber.clientID,
-                .init(
-                    shardIndex: client.shardIndex, selectors: new, transport: client.transport,
-                    userID: client.userID))
+            let changed = SubscriptionRegistry.Client(
+                shardIndex: client.shardIndex, selectors: new, transport: client.transport, userID: client.userID,
+                name: client.name, sinceMilliseconds: client.sinceMilliseconds)
+            state.registry.add(subscriber.clientID, changed)
             let pending = shard.takePending()
             let handoff = state.lastPublished
+            let (wasIn, isIn) = (client.presenceTopics, changed.presenceTopics)
+            self.announce0(
+                .leave, subscriber.clientID, client, topics: wasIn.filter { !isIn.contains($0) }, state: &state)
+            self.announce0(
+                .join, subscriber.clientID, changed, topics: isIn.filter { !wasIn.contains($0) }, state: &state)
             var replay: [BrokerEvent] = []
             var gap: HistoryGap?
             if let lastEventID, !added.isEmpty {
@@ -626,6 +634,37 @@ public final class Broker: Sendable {
                 .tooManyTopics,
                 "A subscription may name at most \(self.configuration.maxSelectorsPerSubscription) topic selectors; this one names \(selectors.count)."
             )
+        }
+    }
+
+    /// Publishes `client`'s joining or leaving `topics` to their `$presence` topics: ephemeral events, made only for
+    /// topics someone watches the presence of. Under the lock, right after the registry changed, so each event's
+    /// member count and id agree with the order of changes.
+    private func announce0(
+        _ change: Presence.Change, _ id: ClientID, _ client: SubscriptionRegistry.Client, topics: [TopicName],
+        state: inout State
+    ) {
+        guard !state.isShuttingDown else { return }
+        let now = self.clock.nowMilliseconds
+        for topic in topics {
+            guard let presenceTopic = Presence.topic(for: topic),
+                state.registry.subscriberCount(for: presenceTopic) > 0
+            else { continue }
+            let data = Presence.data(
+                change, topic: topic, clientID: id, name: client.name, transport: client.transport,
+                timeMilliseconds: now, members: state.registry.memberCount(of: topic))
+            let event = BrokerEvent(
+                id: state.ids.make(), topics: [presenceTopic], eventType: change.rawValue, data: data,
+                dataIsJSON: true, timeMilliseconds: now, retryMilliseconds: nil, isPrivate: false,
+                allocator: self.allocator)
+            let publish = StoreWriter.Publish(
+                event: event, result: PublishResult(id: event.id, topics: event.topics, subscribers: 0),
+                directTargets: nil, isEphemeral: true, idempotencyKey: nil, keyExpiresAtMilliseconds: 0, promise: nil)
+            if let writer = self.writer {
+                writer.enqueue(publish)
+            } else {
+                _ = self.deliver0(publish, state: &state, nowMilliseconds: now)
+            }
         }
     }
 
@@ -697,7 +736,16 @@ public final class Broker: Sendable {
         TopicInfo(
             topic: topic, subscribers: state.registry.subscriberCount(for: topic),
             lastEventID: state.history.lastEventID(of: topic), historySize: state.history.count(of: topic),
-            oldestEventID: state.history.oldestEventID(of: topic))
+            oldestEventID: state.history.oldestEventID(of: topic), memberCount: state.registry.memberCount(of: topic))
+    }
+
+    /// Who is on `topic` now: at most `limit` members, earliest first.
+    public func presence(of topic: TopicName, limit: Int) -> TopicPresence {
+        self.state.withLockedValue { state in
+            TopicPresence(
+                members: state.registry.members(of: topic, limit: limit), count: state.registry.memberCount(of: topic),
+                asOf: state.ids.lastIssued ?? state.lastPublished)
+        }
     }
 
     public func stats() -> BrokerStats {

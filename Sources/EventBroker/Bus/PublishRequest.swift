@@ -7,6 +7,8 @@ public struct PublishRequest: Sendable {
     public var dataIsJSON: Bool
     public var retryMilliseconds: Int?
     public var isPrivate: Bool
+    /// Delivered live but never stored in history, so never replayed (typing indicators, presence).
+    public var isEphemeral: Bool
     public var idempotencyKey: String?
 
     public init(
@@ -16,6 +18,7 @@ public struct PublishRequest: Sendable {
         eventType: String? = nil,
         retryMilliseconds: Int? = nil,
         isPrivate: Bool = false,
+        isEphemeral: Bool = false,
         idempotencyKey: String? = nil
     ) {
         self.topics = topics
@@ -24,6 +27,7 @@ public struct PublishRequest: Sendable {
         self.dataIsJSON = dataIsJSON
         self.retryMilliseconds = retryMilliseconds
         self.isPrivate = isPrivate
+        self.isEphemeral = isEphemeral
         self.idempotencyKey = idempotencyKey
     }
 }
@@ -82,6 +86,8 @@ public struct TopicInfo: Hashable, Sendable {
     public let lastEventID: EventID?
     public let historySize: Int
     public let oldestEventID: EventID?
+    /// Subscribers present on the topic (those naming it exactly; see ``Presence``).
+    public let memberCount: Int
 }
 
 /// Counters for health and diagnostics.

@@ -10,9 +10,26 @@ struct SubscriptionRegistry {
         let selectors: [TopicSelector]
         let transport: Transport
         let userID: String?
+        /// The display name presence shows: `?name=`, else the token's `sub`.
+        let name: String?
+        /// When it subscribed, in milliseconds since 1970.
+        let sinceMilliseconds: UInt64
+
+        /// The topics it is a member of for presence: those it names exactly, reserved ones aside. Long polls are
+        /// never members: they come and go with each request.
+        var presenceTopics: [TopicName] {
+            guard self.transport != .longPoll else { return [] }
+            var topics: [TopicName] = []
+            for selector in self.selectors {
+                if let topic = selector.exactTopic, !topic.isReserved, !topics.contains(topic) { topics.append(topic) }
+            }
+            return topics
+        }
     }
 
     private(set) var clients: [ClientID: Client] = [:]
+    /// Presence: the members of each topic (see `Client.presenceTopics`).
+    private var members: [TopicName: Set<ClientID>] = [:]
     private var exactCounts: [TopicName: Int] = [:]
     private var wildcardCounts: [TopicSelector: Int] = [:]
     private var multiSelectorClients: Set<ClientID> = []
@@ -35,6 +52,7 @@ struct SubscriptionRegistry {
         } else {
             self.multiSelectorClients.insert(id)
         }
+        for topic in client.presenceTopics { self.members[topic, default: []].insert(id) }
     }
 
     /// Removes a client; returns what it was registered with, or nil for an unknown id.
@@ -49,7 +67,27 @@ struct SubscriptionRegistry {
         } else {
             self.multiSelectorClients.remove(id)
         }
+        for topic in client.presenceTopics {
+            self.members[topic]?.remove(id)
+            if self.members[topic]?.isEmpty == true { self.members[topic] = nil }
+        }
         return client
+    }
+
+    /// How many clients are members of `topic` now.
+    func memberCount(of topic: TopicName) -> Int { self.members[topic]?.count ?? 0 }
+
+    /// The members of `topic`, earliest first, at most `limit` of them.
+    func members(of topic: TopicName, limit: Int) -> [TopicMember] {
+        guard let ids = self.members[topic] else { return [] }
+        var list = ids.compactMap { id in
+            self.clients[id].map {
+                TopicMember(
+                    clientID: id, name: $0.name, transport: $0.transport, sinceMilliseconds: $0.sinceMilliseconds)
+            }
+        }
+        list.sort { ($0.sinceMilliseconds, $0.clientID.rawValue) < ($1.sinceMilliseconds, $1.clientID.rawValue) }
+        return Array(list.prefix(limit))
     }
 
     private mutating func adjust(_ selector: TopicSelector, by delta: Int) {

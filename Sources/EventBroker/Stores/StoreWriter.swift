@@ -21,6 +21,8 @@ final class StoreWriter: Sendable {
         let result: PublishResult
         /// For a direct message: its recipients by shard. Not stored; it waits only to keep the id order.
         let directTargets: [Int: [ClientID]]?
+        /// Live only (a typing indicator, presence): not stored either, and delivered even when a commit fails.
+        let isEphemeral: Bool
         let idempotencyKey: String?
         let keyExpiresAtMilliseconds: UInt64
         let promise: EventLoopPromise<PublishResult>?
@@ -158,18 +160,19 @@ final class StoreWriter: Sendable {
         events.reserveCapacity(batch.count)
         for publish in batch where publish.directTargets == nil {
             let event = publish.event
-            events.append(
-                StoredEvent(
-                    id: event.id, topics: event.topics, eventType: event.eventType, data: event.data,
-                    dataIsJSON: event.dataIsJSON, timeMilliseconds: event.timeMilliseconds,
-                    retryMilliseconds: event.retryMilliseconds, isPrivate: event.isPrivate))
             if let key = publish.idempotencyKey {
                 keys.append(
                     StoredIdempotencyKey(
                         key: key, result: publish.result, expiresAtMilliseconds: publish.keyExpiresAtMilliseconds))
             }
+            if publish.isEphemeral { continue }
+            events.append(
+                StoredEvent(
+                    id: event.id, topics: event.topics, eventType: event.eventType, data: event.data,
+                    dataIsJSON: event.dataIsJSON, timeMilliseconds: event.timeMilliseconds,
+                    retryMilliseconds: event.retryMilliseconds, isPrivate: event.isPrivate))
         }
-        guard !events.isEmpty else { return committed(batch) }
+        guard !events.isEmpty || !keys.isEmpty else { return committed(batch) }
         do {
             try self.store.commit(events, keys: keys)
         } catch {

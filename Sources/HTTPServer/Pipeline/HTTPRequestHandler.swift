@@ -284,6 +284,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 try self.publish(request, context: context, through: RESTAPI.message(target:headers:body:principal:on:))
             case .health:
                 self.respond(self.api.health(), head: request.head, context: context)
+            case .page, .asset:
+                self.respond(
+                    self.configuration.webAssets.response(
+                        for: request.match.file ?? "", ifNoneMatch: request.head.headers.first(name: "if-none-match")),
+                    head: request.head, context: context)
             case .metrics:
                 self.respond(
                     HTTPResponse(
@@ -438,6 +443,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         _ request: Request, principal: Principal, context: ChannelHandlerContext
     ) throws(APIError) {
         let selectors = try RESTAPI.selectors(request.target)
+        let name = try RESTAPI.displayName(request.target)
         if selectors.count > self.api.broker.configuration.maxSelectorsPerSubscription {
             throw APIError(
                 .badRequest, "too_many_topics",
@@ -448,7 +454,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         let origin = request.head.headers.first(name: "origin")
         let sse = SSEHandler(
             broker: self.api.broker, selectors: selectors, principal: principal,
-            lastEventID: RESTAPI.lastEventID(request.target, headers: request.head.headers),
+            lastEventID: RESTAPI.lastEventID(request.target, headers: request.head.headers), name: name,
             responseHead: SSEHandler.responseHead(extraHeaders: self.cors.headers(origin: origin)),
             slowConsumerBytes: self.configuration.slowConsumerBytes, metrics: self.metrics, logger: self.logger)
         self.state = .handedOff
@@ -474,7 +480,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 .forbidden, "forbidden_origin", "This origin may not open a WebSocket here (see --cors-origins).")
         }
         var selectors: [TopicSelector] = []
+        let name: String?
         do {
+            name = try RESTAPI.displayName(request.target)
             // A WebSocket that can neither subscribe nor publish is refused at the handshake.
             try self.authorize { () throws(AuthorizationError) in try principal.authorizeSubscribe(to: []) }
             if request.target.contains("topic") || request.target.contains("topics") {
@@ -490,7 +498,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         let deflate = PerMessageDeflate.negotiate(offers: request.head.headers["sec-websocket-extensions"])
         let handler = WebSocketHandler(
             api: self.api, selectors: selectors, principal: principal,
-            lastEventID: RESTAPI.lastEventID(request.target, headers: request.head.headers),
+            lastEventID: RESTAPI.lastEventID(request.target, headers: request.head.headers), name: name,
             deflate: deflate.map { ($0.parameters, self.webSocketCompression) },
             maxMessageBytes: self.configuration.maxWebSocketMessageBytes, publishRate: self.limits.publishRate,
             clientAddress: self.clientAddress, slowConsumerBytes: self.configuration.slowConsumerBytes,

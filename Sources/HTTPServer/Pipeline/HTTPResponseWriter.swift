@@ -19,7 +19,7 @@ enum HTTPResponseWriter {
         buffer.writeStaticString("\r\n")
         for (name, value) in response.headers { Self.write(name, value, into: &buffer) }
         for (name, value) in extraHeaders { Self.write(name, value, into: &buffer) }
-        if response.status != .noContent {
+        if response.status != .noContent && response.status != .notModified {
             buffer.writeStaticString("Content-Length: ")
             buffer.writeString(String(bodyBytes))
             buffer.writeStaticString("\r\n")

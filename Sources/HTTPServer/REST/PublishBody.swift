@@ -4,7 +4,8 @@ import NIOCore
 /// The fields of a publish, broadcast or direct-message body, in whichever of the three forms it came:
 ///
 /// ```
-/// application/json                    {"topic": "t" | "topics": [...], "data": <any>, "event"?, "retry"?, "private"?}
+/// application/json                    {"topic": "t" | "topics": [...], "data": <any>, "event"?, "retry"?, "private"?,
+///                                      "ephemeral"?}
 /// application/x-www-form-urlencoded   topic=t&data=hello&event=e
 /// anything, with ?topic= in the URL   the body is the data (a JSON body stays a JSON value)
 /// ```
@@ -23,6 +24,8 @@ struct PublishBody: Sendable {
     var event: String?
     var retry: Int?
     var isPrivate = false
+    /// Delivered live, never stored in history (typing indicators).
+    var isEphemeral = false
     var to: String?
     var user: String?
 
@@ -86,6 +89,9 @@ struct PublishBody: Sendable {
         fields.event = target.first("event")
         if let retry = target.first("retry") { fields.retry = try Self.parseRetry(retry) }
         if let isPrivate = target.first("private") { fields.isPrivate = try Self.parseBool(isPrivate, "private") }
+        if let ephemeral = target.first("ephemeral") {
+            fields.isEphemeral = try Self.parseBool(ephemeral, "ephemeral")
+        }
         if asJSON {
             let value: JSONValue
             do {
@@ -112,6 +118,7 @@ struct PublishBody: Sendable {
         fields.user = first("user")
         if let retry = first("retry") { fields.retry = try Self.parseRetry(retry) }
         if let isPrivate = first("private") { fields.isPrivate = try Self.parseBool(isPrivate, "private") }
+        if let ephemeral = first("ephemeral") { fields.isEphemeral = try Self.parseBool(ephemeral, "ephemeral") }
         return fields
     }
 
@@ -166,6 +173,11 @@ struct PublishBody: Sendable {
         case nil, .null?: break
         case .bool(let value)?: fields.isPrivate = value
         case let other?: throw APIError.invalidField("private", "must be a boolean, not \(other.typeName)")
+        }
+        switch root["ephemeral"] {
+        case nil, .null?: break
+        case .bool(let value)?: fields.isEphemeral = value
+        case let other?: throw APIError.invalidField("ephemeral", "must be a boolean, not \(other.typeName)")
         }
         return fields
     }

@@ -46,7 +46,8 @@ struct RESTAPI: Sendable {
         try Self.authorize { () throws(AuthorizationError) in try principal.authorizePublish(to: topics) }
         let request = PublishRequest(
             topics: topics, data: data, dataIsJSON: fields.dataIsJSON, eventType: fields.event,
-            retryMilliseconds: fields.retry, isPrivate: fields.isPrivate, idempotencyKey: idempotencyKey)
+            retryMilliseconds: fields.retry, isPrivate: fields.isPrivate,
+            isEphemeral: fields.isEphemeral, idempotencyKey: idempotencyKey)
         let promise = eventLoop.makePromise(of: PublishResult.self)
         self.broker.publish(request, promise: promise)
         return promise.futureResult
@@ -181,16 +182,41 @@ struct RESTAPI: Sendable {
             throw APIError(
                 .notFound, "topic_not_found", "The broker has no history and no subscriber for topic '\(topic)'.")
         }
-        return .json(Self.topicJSON(info))
+        // Who is there needs the right to watch the topic's presence too.
+        guard let presenceTopic = Presence.topic(for: topic), viewer.mayView(presenceTopic) else {
+            return .json(Self.topicJSON(info))
+        }
+        return .json(Self.topicJSON(info, presence: self.broker.presence(of: topic, limit: Self.maxMembersListed)))
     }
 
+    /// The most members `GET /api/topics/{topic}` lists (`memberCount` counts them all).
+    static let maxMembersListed = 1000
+
     private static func topicJSON(_ info: TopicInfo) -> String {
+        Self.topicJSON(info, presence: nil)
+    }
+
+    private static func topicJSON(_ info: TopicInfo, presence: TopicPresence?) -> String {
         var json = JSONObjectWriter()
         json.string("topic", info.topic.value)
         json.int("subscribers", info.subscribers)
+        json.int("memberCount", presence?.count ?? info.memberCount)
         json.string("lastEventId", info.lastEventID?.description)
         json.int("historySize", info.historySize)
         json.string("oldestEventId", info.oldestEventID?.description)
+        if let presence {
+            var members = ""
+            for (index, member) in presence.members.enumerated() {
+                var item = JSONObjectWriter()
+                item.string("clientId", member.clientID.rawValue)
+                item.string("name", member.name)
+                item.string("transport", member.transport.rawValue)
+                item.raw("since", String(member.sinceMilliseconds))
+                members += index == 0 ? item.finish() : "," + item.finish()
+            }
+            json.raw("members", "[\(members)]")
+            json.string("presenceAsOf", presence.asOf.description)
+        }
         return json.finish()
     }
 
@@ -282,6 +308,24 @@ struct RESTAPI: Sendable {
             if !selectors.contains(selector) { selectors.append(selector) }
         }
         return selectors
+    }
+
+    /// The longest display name `?name=` may give, in UTF-8 bytes.
+    static let maxNameBytes = 64
+
+    /// The display name a stream gives with `?name=` (presence shows it); nil when absent.
+    ///
+    /// - Throws: `invalid_parameter` for an empty name, one over ``maxNameBytes`` bytes, or one with control
+    ///   characters.
+    static func displayName(_ target: RequestTarget) throws(APIError) -> String? {
+        guard let name = target.first("name") else { return nil }
+        guard !name.isEmpty, name.utf8.count <= Self.maxNameBytes,
+            !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+        else {
+            throw APIError.invalidParameter(
+                "name", "must be 1 to \(Self.maxNameBytes) bytes of UTF-8 text without control characters")
+        }
+        return name
     }
 
     /// The id an SSE client resumes from: the `Last-Event-ID` header wins over the query names polyfills use.

@@ -14,6 +14,10 @@ enum Route: Hashable, Sendable, CaseIterable {
     case history
     case webSocket
     case metrics
+    /// The browser demo.
+    case page
+    /// `broker.js` and the demo's other files (see `WebAssets`).
+    case asset
 
     /// The path as openapi.yaml writes it.
     var pathTemplate: String {
@@ -28,19 +32,31 @@ enum Route: Hashable, Sendable, CaseIterable {
         case .history: return "/api/events/history"
         case .webSocket: return "/api/ws"
         case .metrics: return "/metrics"
+        case .page: return "/"
+        case .asset: return "/{file}"
         }
     }
 
     /// Methods served besides OPTIONS, which every route answers (CORS preflight).
-    var methods: [HTTPMethod] { self.acceptsBody ? Self.post : Self.get }
+    var methods: [HTTPMethod] {
+        switch self {
+        case .page, .asset: return Self.getAndHead
+        default: return self.acceptsBody ? Self.post : Self.get
+        }
+    }
 
     /// `methods` and OPTIONS. Shared arrays: this is read for every request.
-    var allowedMethods: [HTTPMethod] { self.acceptsBody ? Self.postAndOptions : Self.getAndOptions }
+    var allowedMethods: [HTTPMethod] {
+        switch self {
+        case .page, .asset: return Self.getHeadAndOptions
+        default: return self.acceptsBody ? Self.postAndOptions : Self.getAndOptions
+        }
+    }
 
     /// Whether the route reads a request body (its method is POST).
     var acceptsBody: Bool {
         switch self {
-        case .events, .health, .topics, .topic, .history, .webSocket, .metrics: return false
+        case .events, .health, .topics, .topic, .history, .webSocket, .metrics, .page, .asset: return false
         case .publish, .broadcast, .message: return true
         }
     }
@@ -49,6 +65,8 @@ enum Route: Hashable, Sendable, CaseIterable {
     private static let post: [HTTPMethod] = [.POST]
     private static let getAndOptions: [HTTPMethod] = [.GET, .OPTIONS]
     private static let postAndOptions: [HTTPMethod] = [.POST, .OPTIONS]
+    private static let getAndHead: [HTTPMethod] = [.GET, .HEAD]
+    private static let getHeadAndOptions: [HTTPMethod] = [.GET, .HEAD, .OPTIONS]
 }
 
 /// Maps a decoded path to a route and its path parameter.
@@ -59,6 +77,8 @@ enum Router {
         let route: Route
         /// The `{topic}` of `/api/topics/{topic}`, percent-decoded.
         let topic: String?
+        /// The file a `.page` or `.asset` route serves.
+        var file: String? = nil
     }
 
     static func match(path: String) -> Match? {
@@ -72,7 +92,14 @@ enum Router {
         case "/api/events/history": return Match(route: .history, topic: nil)
         case "/api/ws": return Match(route: .webSocket, topic: nil)
         case "/metrics": return Match(route: .metrics, topic: nil)
+        case "/": return Match(route: .page, topic: nil, file: "index.html")
         default:
+            if path.utf8.dropFirst().allSatisfy({ $0 != UInt8(ascii: "/") }),
+                WebAssets.serves(String(path.dropFirst())),
+                path != "/index.html"
+            {
+                return Match(route: .asset, topic: nil, file: String(path.dropFirst()))
+            }
             guard path.hasPrefix(Self.topicPrefix), path.count > Self.topicPrefix.count else { return nil }
             return Match(route: .topic, topic: String(path.dropFirst(Self.topicPrefix.count)))
         }

@@ -29,6 +29,8 @@ final class SSEHandler: ChannelDuplexHandler, Subscriber {
     private var expiry: Scheduled<Void>?
     /// Needed only until the stream starts; then released, to keep an idle stream small.
     private var lastEventID: String?
+    /// The display name presence shows (`?name=`); nil for the token's `sub`.
+    private let name: String?
     private var responseHead: ByteBuffer
     private let metrics: ServerMetrics
     private let logger: Logger
@@ -45,13 +47,15 @@ final class SSEHandler: ChannelDuplexHandler, Subscriber {
 
     init(
         broker: Broker, selectors: [TopicSelector], principal: Principal = .open, lastEventID: String?,
-        responseHead: ByteBuffer, slowConsumerBytes: Int, metrics: ServerMetrics = ServerMetrics(), logger: Logger
+        name: String? = nil, responseHead: ByteBuffer, slowConsumerBytes: Int, metrics: ServerMetrics = ServerMetrics(),
+        logger: Logger
     ) {
         self.broker = broker
         self.principal = principal
         self.metrics = metrics
         self.selectors = selectors
         self.lastEventID = lastEventID
+        self.name = name
         self.responseHead = responseHead
         self.logger = logger
         self.stateMachine = StreamStateMachine(queueLimit: max(1, slowConsumerBytes / 2))
@@ -80,7 +84,7 @@ final class SSEHandler: ChannelDuplexHandler, Subscriber {
         do {
             start = try self.broker.subscribe0(
                 self, selectors: self.selectors, lastEventID: self.lastEventID, transport: .sse,
-                principal: self.principal, on: context.eventLoop)
+                principal: self.principal, name: self.name, on: context.eventLoop)
         } catch {
             // Shutting down: a retryable refusal, so the browser reconnects (elsewhere or later).
             _ = self.stateMachine.shouldQuiesce()
@@ -98,6 +102,7 @@ final class SSEHandler: ChannelDuplexHandler, Subscriber {
         var connected = JSONObjectWriter()
         connected.string("clientId", self.clientID.rawValue)
         connected.strings("topics", self.selectors.map(\.value))
+        connected.string("name", self.name ?? self.principal.userID)
         context.write(
             Self.wrapOutboundOut(
                 SSEFrame.control(

@@ -49,6 +49,8 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
     private var expiry: Scheduled<Void>?
     /// Needed only until the connection is subscribed.
     private var lastEventID: String?
+    /// The display name presence shows (`?name=` on the upgrade URL); nil for the token's `sub`.
+    private let name: String?
     private let maxMessageBytes: Int
     private let publishRate: PublishRateLimiter
     private let metrics: ServerMetrics
@@ -81,11 +83,12 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
     /// - Parameters:
     ///   - selectors: Topics from the upgrade URL's `?topic=`, possibly none.
     ///   - lastEventID: Where those resume, from the upgrade URL.
+    ///   - name: The display name from the upgrade URL's `?name=`.
     ///   - deflate: What the handshake agreed for `permessage-deflate`, with the server's compressors.
     ///   - maxMessageBytes: The largest message the client may send, across its fragments (and once inflated).
     init(
         api: RESTAPI, selectors: [TopicSelector], principal: Principal = .open, lastEventID: String?,
-        deflate: (PerMessageDeflate.Parameters, WebSocketCompression)?, maxMessageBytes: Int,
+        name: String? = nil, deflate: (PerMessageDeflate.Parameters, WebSocketCompression)?, maxMessageBytes: Int,
         publishRate: PublishRateLimiter, clientAddress: String?, slowConsumerBytes: Int,
         metrics: ServerMetrics = ServerMetrics(), logger: Logger
     ) {
@@ -94,6 +97,7 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
         self.selectors = selectors
         self.principal = principal
         self.lastEventID = lastEventID
+        self.name = name
         self.deflate = deflate.map { (parameters: $0.0, compression: $0.1) }
         self.maxMessageBytes = maxMessageBytes
         self.publishRate = publishRate
@@ -118,7 +122,7 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
         do {
             start = try self.broker.subscribe0(
                 self, selectors: self.selectors, lastEventID: self.selectors.isEmpty ? nil : self.lastEventID,
-                transport: .webSocket, principal: self.principal, on: context.eventLoop)
+                transport: .webSocket, principal: self.principal, name: self.name, on: context.eventLoop)
         } catch {
             _ = self.stateMachine.shouldQuiesce()
             self.close(.goingAway, "The broker is shutting down; reconnect shortly.", context: context)
@@ -133,7 +137,9 @@ final class WebSocketHandler: ChannelInboundHandler, Subscriber {
         context.write(
             Self.wrapOutboundOut(
                 self.textFrame(
-                    WebSocketReply.connected(clientID: self.clientID, topics: self.selectors), context: context)),
+                    WebSocketReply.connected(
+                        clientID: self.clientID, name: self.name ?? self.principal.userID, topics: self.selectors),
+                    context: context)),
             promise: nil)
         if let gap = start.gap {
             context.write(Self.wrapOutboundOut(self.textFrame(WebSocketReply.gap(gap), context: context)), promise: nil)

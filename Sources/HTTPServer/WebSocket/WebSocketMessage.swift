@@ -109,10 +109,11 @@ struct WebSocketMessage {
 
 /// The server's JSON messages other than events (which `WebSocketEventFrame` encodes once per event).
 enum WebSocketReply {
-    static func connected(clientID: ClientID, topics: [TopicSelector]) -> String {
+    static func connected(clientID: ClientID, name: String?, topics: [TopicSelector]) -> String {
         var json = JSONObjectWriter()
         json.string("type", "connected")
         json.string("clientId", clientID.rawValue)
+        json.string("name", name)
         json.strings("topics", topics.lazy.map(\.value))
         return json.finish()
     }
