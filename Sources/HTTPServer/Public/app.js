@@ -164,6 +164,8 @@
       if (cmp(items[i].getAttribute("data-id"), ev.id) < 0) { after = items[i]; break; }
     }
     list.insertBefore(li, after ? after.nextSibling : list.firstChild);
+    regroup(li);
+    regroup(li.nextSibling);
     if (d.userId && typers.delete(d.userId)) renderTyping();
     renderEmpty();
     if (atBottom || d.userId === me.userId) list.scrollTop = list.scrollHeight;
@@ -176,6 +178,8 @@
       "data-testid": isPending ? "message-pending" : "message",
       "data-id": isPending ? null : id,
       "data-author": name,
+      "data-user": String(d.userId || "name:" + name),
+      "data-ts": String(typeof d.sentAt === "number" ? d.sentAt : Date.now()),
     });
     var body = el("div", { className: "bubble" }, [
       el("div", { className: "meta" }, [
@@ -188,6 +192,14 @@
     li.appendChild(body);
     return li;
   }
+  // A message right after one of the same author (within 5 minutes) drops its avatar and name.
+  function regroup(li) {
+    if (!li || !li.classList) return;
+    var prev = li.previousSibling;
+    var same = prev && prev.getAttribute("data-user") === li.getAttribute("data-user") &&
+      Math.abs(Number(li.getAttribute("data-ts")) - Number(prev.getAttribute("data-ts"))) < 5 * 60 * 1000;
+    li.classList.toggle("cont", !!same);
+  }
   function renderEmpty() {
     $("messages-empty").hidden = $("message-list").children.length > 0;
   }
@@ -198,6 +210,7 @@
     pending.set(key, li);
     var list = $("message-list");
     list.appendChild(li);
+    regroup(li);
     list.scrollTop = list.scrollHeight;
     renderEmpty();
     lastTypingSent = 0;
@@ -321,6 +334,8 @@
       .catch(function () { if (mine === lobbyEpoch) lobbyBuffer = null; });
   }
   var lobbyEpoch = 0;
+  // Rooms that only gained history (no presence change) show up on the next refresh.
+  setInterval(function () { if (!room && !document.hidden && client.state().state === "open") loadLobby(); }, 20000);
   function lobbyPresence(ev) {
     if (lobbyBuffer) { lobbyBuffer.push(ev); return; }
     applyLobby(ev);
