@@ -202,6 +202,39 @@ class BrowserTestCase(unittest.TestCase):
         self.say(d, "sent after the fallback")
         self.assertEqual(self.wait_messages(d, ["sent after the fallback"]), ["sent after the fallback"])
 
+    def test_publish_whose_answer_is_lost_is_retried_without_duplicate(self):
+        # The first publish reaches the broker but its answer is lost (the page sees a network error): the retry
+        # carries the same Idempotency-Key, so the message is stored and shown once.
+        d = self.driver()
+        d.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": """
+            (function () {
+              var realFetch = window.fetch.bind(window);
+              window.__publishKeys = [];
+              window.fetch = function (url, init) {
+                if (String(url).indexOf('/api/events/publish') >= 0 && init && init.body &&
+                    init.body.indexOf('lost answer') >= 0) {
+                  window.__publishKeys.push(init.headers['Idempotency-Key']);
+                  if (window.__publishKeys.length === 1) {
+                    return realFetch(url, init).then(function () { throw new TypeError('Failed to fetch'); });
+                  }
+                }
+                return realFetch(url, init);
+              };
+            })();"""})
+        self.join(d, "quinn", "retry")
+        self.say(d, "lost answer")
+        self.wait_messages(d, ["lost answer"])
+        wait(d, lambda d: len(d.execute_script("return window.__publishKeys")) >= 2, message="publish retried")
+        wait(d, lambda d: not d.find_element(*tid("queued")).is_displayed(), message="queue empty")
+        self.assertEqual(texts(d, "message-pending"), [])
+        keys = d.execute_script("return window.__publishKeys")
+        self.assertEqual(len(keys), 2, keys)
+        self.assertEqual(keys[0], keys[1])
+        time.sleep(0.5)
+        self.assertEqual(self.messages(d), ["lost answer"])
+        status, history = self.broker.request("GET", "/api/events/history?topic=retry&after=0")
+        self.assertEqual([e["data"]["text"] for e in history["events"]], ["lost answer"])
+
     def test_markup_in_messages_renders_as_text(self):
         d = self.driver()
         self.join(d, "mallory", "xss")
