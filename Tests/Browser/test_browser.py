@@ -235,6 +235,28 @@ class BrowserTestCase(unittest.TestCase):
         status, history = self.broker.request("GET", "/api/events/history?topic=retry&after=0")
         self.assertEqual([e["data"]["text"] for e in history["events"]], ["lost answer"])
 
+    def test_offline_page_queues_messages_and_sends_them_when_back(self):
+        d = self.driver()
+        self.join(d, "rita", "offline")
+        self.broker.chat("offline", "before going offline")
+        self.wait_messages(d, ["before going offline"])
+        d.execute_cdp_cmd("Network.enable", {})
+        d.execute_cdp_cmd("Network.emulateNetworkConditions",
+                          {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+        wait(d, lambda d: state(d)["state"] == "offline", message="offline state")
+        self.say(d, "written without network")
+        wait(d, lambda d: d.find_element(*tid("queued")).text == "1 queued", message="queued")
+        self.broker.chat("offline", "published while the page is offline")
+        d.execute_cdp_cmd("Network.emulateNetworkConditions",
+                          {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+        wait(d, lambda d: state(d)["state"] == "open", 20, "back online")
+        self.wait_messages(d, ["written without network", "published while the page is offline"], 20)
+        wait(d, lambda d: not d.find_element(*tid("queued")).is_displayed(), message="queue empty")
+        time.sleep(0.5)
+        shown = self.messages(d)
+        self.assertEqual(sorted(shown), sorted(["before going offline", "written without network",
+                                                "published while the page is offline"]), shown)
+
     def test_markup_in_messages_renders_as_text(self):
         d = self.driver()
         self.join(d, "mallory", "xss")

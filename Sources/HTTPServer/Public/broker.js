@@ -138,8 +138,14 @@
     this.state = "connecting";
     this.closed = false;
     var self = this;
-    this._online = function () { if (self.state === "offline" || self.state === "reconnecting") self._reconnectNow(); };
-    this._offline = function () { if (self.state !== "open") self._status("offline"); };
+    this._online = function () { if (self.state !== "open") self._reconnectNow(); };
+    // The browser says the network is gone: the stream is as good as dead; wait for "online" (or the backoff).
+    this._offline = function () {
+      if (self.closed || !self.topics.length) return;
+      self._teardown();
+      self._status("offline");
+      self.timer = setTimeout(function () { self.timer = null; self._open(); }, backoff(self.attempt++));
+    };
     if (global.addEventListener) {
       global.addEventListener("online", this._online);
       global.addEventListener("offline", this._offline);
