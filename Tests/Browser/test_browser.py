@@ -75,19 +75,26 @@ class BrowserTestCase(unittest.TestCase):
 
     # ------------------------------------------------------------------------------------------------------------
     def test_two_sessions_chat_presence_and_typing(self):
+        history = ["Morning all! Standup moved to 10:30.", "Reminder: the design review is on Thursday."]
+        for t in history:
+            self.broker.chat("general", t, name="carol")
         alice, bob = self.driver(), self.driver()
         self.join(alice, "alice", "general")
+        self.assertEqual(self.wait_messages(alice, history), history)  # the room's history on entry
         self.join(bob, "bob", "general")
         for d in (alice, bob):
             wait(d, lambda d: self.members(d) == ["alice", "bob"], message="both present: %r" % self.members(d))
 
-        self.say(alice, "Hi Bob, the release is at 3 pm.")
-        self.wait_messages(bob, ["Hi Bob, the release is at 3 pm."])
-        self.say(bob, "Great, I'll prepare the notes.")
-        self.wait_messages(alice, ["Hi Bob, the release is at 3 pm.", "Great, I'll prepare the notes."])
+        conversation = [(alice, "Hi Bob! The release is at 3 pm."), (bob, "Great, I'll prepare the notes."),
+                        (bob, "Do we still need the migration guide?"), (alice, "Yes, one page is enough.")]
+        for d, text in conversation:
+            self.say(d, text)
+            self.wait_messages(alice if d is bob else bob, [text])
+        expected = history + [t for _, t in conversation]
+        self.wait_messages(alice, expected)
         # Each message once, in the same order on both sides.
-        self.assertEqual(self.messages(alice), self.messages(bob))
-        self.assertEqual(len(self.messages(alice)), 2)
+        self.assertEqual(self.messages(alice), expected)
+        self.assertEqual(self.messages(bob), expected)
 
         # Bob types: Alice sees it, then it disappears about 3 s later.
         bob.find_element(*tid("composer-input")).send_keys("Also, the changelog")
@@ -329,6 +336,8 @@ class BrowserTestCase(unittest.TestCase):
 
     def test_lobby_lists_rooms_and_updates_live(self):
         self.broker.chat("history-only", "an old message")
+        self.broker.chat("team/releases", "v2.3 is out", name="bot")
+        self.broker.chat("team/releases", "v2.4 is planned for March", name="bot")
         watcher = self.driver()
         self.open_lobby(watcher, "grace")
         wait(watcher, lambda d: self.lobby(d).get("history-only") == 0, message="room with history listed")
