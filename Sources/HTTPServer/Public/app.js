@@ -116,8 +116,7 @@
 
   client.on("ready", function (r) {
     me.clientId = r.clientId;
-    loadLobby();
-    if (room) loadPresence(room);
+    if (room) loadPresence(room); else loadLobby();
   });
 
   client.on("gap", function () {
@@ -523,6 +522,9 @@
     t.style.height = Math.min(t.scrollHeight, 160) + "px";
   }
   window.addEventListener("hashchange", route);
+  // broker.js hands its connection over when the page is hidden away; a page restored from the back-forward
+  // cache starts afresh.
+  window.addEventListener("pageshow", function (e) { if (e.persisted) location.reload(); });
 
   if (me.name) { $("name-input").value = me.name; setName(me.name); }
   route();

@@ -250,9 +250,14 @@
       if (self.es !== es) return;
       self.host.onEvent({ id: null, type: "gap", data: parseData(e.data), topic: null });
     });
+    var lastId = "";
     var onEvent = function (e) {
       if (self.es !== es) return;
-      self._deliver({ id: e.lastEventId || null, type: e.type, data: parseData(e.data), topic: null });
+      // EventSource keeps the previous id for an event that has none; one stream never repeats an id, so the
+      // same id again means "no id".
+      var id = e.lastEventId && e.lastEventId !== lastId ? e.lastEventId : null;
+      if (id) lastId = id;
+      self._deliver({ id: id, type: e.type, data: parseData(e.data), topic: null });
     };
     BUILTIN_TYPES.concat(this.host.eventTypes || []).forEach(function (t) { es.addEventListener(t, onEvent); });
     es.onerror = function () {
