@@ -312,6 +312,28 @@ class BrowserTestCase(unittest.TestCase):
         wait(d, lambda d: state(d)["state"] == "open")
         wait(d, lambda d: sum(self.broker.health()["connections"].values()) == 1, 10, "one connection")
 
+    def test_ten_tabs_use_one_connection(self):
+        # Without sharing, the seventh tab would wait forever for one of the six connections per origin.
+        d = self.driver()
+        self.join(d, "sam", "crowded")
+        handles = [d.current_window_handle]
+        for i in range(9):
+            d.switch_to.new_window("tab")
+            handles.append(d.current_window_handle)
+            d.get(self.broker.url + ("/#/room/crowded" if i % 2 else "/#/"))
+        wait(d, lambda d: state(d)["state"] == "open", 20, "last tab live")
+        health = self.broker.health()
+        self.assertEqual(health["connections"]["sse"] + health["connections"]["ws"], 1, health)
+        self.broker.chat("crowded", "hello, ten tabs")
+        for h in handles[0::2]:  # the tabs in the room (the others show the lobby)
+            d.switch_to.window(h)
+            self.assertEqual(self.wait_messages(d, ["hello, ten tabs"]), ["hello, ten tabs"])
+        d.switch_to.window(handles[1])
+        wait(d, lambda d: d.execute_script(
+            "var r = document.querySelector('[data-testid=\"lobby-row\"][data-room=\"crowded\"]');"
+            "return r && r.querySelector('[data-testid=\"lobby-count\"]').getAttribute('data-count');") == "1",
+            message="a lobby tab counts the one shared member")
+
     def test_tabs_in_different_rooms_share_one_connection(self):
         self.broker.chat("alpha", "alpha old")
         self.broker.chat("beta", "beta old")
