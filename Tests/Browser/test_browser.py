@@ -264,6 +264,31 @@ class BrowserTestCase(unittest.TestCase):
         self.assertEqual(sorted(shown), sorted(["before going offline", "written without network",
                                                 "published while the page is offline"]), shown)
 
+    def test_keyboard_only(self):
+        self.broker.chat("kbd-history", "typed elsewhere")
+        d = self.driver()
+        d.get(self.broker.url + "/")
+        active = lambda: d.switch_to.active_element.get_attribute("data-testid")
+        wait(d, lambda d: active() == "name-input", message="the name field has the focus")
+        d.switch_to.active_element.send_keys("uma")
+        d.switch_to.active_element.send_keys(Keys.TAB)
+        self.assertEqual(active(), "room-input")
+        d.switch_to.active_element.send_keys(Keys.CONTROL, "a")
+        d.switch_to.active_element.send_keys("keyboard" + Keys.ENTER)
+        self.wait_room_live(d, "keyboard")
+        self.assertEqual(active(), "composer-input")
+        d.switch_to.active_element.send_keys("first line" + Keys.SHIFT + Keys.ENTER + Keys.SHIFT + "second line")
+        d.switch_to.active_element.send_keys(Keys.ENTER)
+        self.assertEqual(self.wait_messages(d, ["first line\nsecond line"]), ["first line\nsecond line"])
+        # Back to the lobby with the keyboard, then into a room from its list.
+        d.find_element(*tid("leave-button")).send_keys(Keys.ENTER)
+        wait(d, lambda d: d.find_element(*tid("lobby")).is_displayed(), message="lobby")
+        row = wait(d, lambda d: d.find_elements("css selector", '[data-testid="lobby-row"][data-room="kbd-history"]'),
+                   message="room listed")[0]
+        row.send_keys(Keys.ENTER)
+        self.wait_room_live(d, "kbd-history")
+        self.assertEqual(self.wait_messages(d, ["typed elsewhere"]), ["typed elsewhere"])
+
     def test_markup_in_messages_renders_as_text(self):
         d = self.driver()
         self.join(d, "mallory", "xss")

@@ -448,6 +448,7 @@
     e.textContent = text;
     e.hidden = !text;
   }
+  var routed = false;
   function route() {
     var r = roomFromHash();
     if (r && (!validRoom(r) || !validName(me.name))) {
@@ -455,7 +456,8 @@
       r = null;
       if (location.hash !== "#/") history.replaceState(null, "", "#/");
     }
-    if (r === room && (r !== null || !$("lobby").hidden)) return;
+    if (routed && r === room) return;
+    routed = true;
     epoch++;
     room = r;
     messages = new Map();
