@@ -98,6 +98,10 @@
     $("connection-state-text").textContent = STATE_TEXT[s.state] || s.state;
     $("transport").textContent = s.transport === "ws" ? "WebSocket" : s.transport === "sse" ? "SSE" : "–";
     $("transport").setAttribute("data-transport", s.transport || "");
+    $("transport-note").hidden = s.transport !== "ws";
+    $("transport").parentNode.setAttribute("title", s.transport === "ws"
+      ? "Transport: WebSocket, the fallback used when Server-Sent Events are unavailable"
+      : "Transport: Server-Sent Events");
     $("last-event-id").textContent = s.lastEventId || "–";
     var q = $("queued");
     q.hidden = !s.queued;
