@@ -161,10 +161,9 @@
     // Keep the list in id order: history may arrive after the first live events.
     var list = $("message-list");
     var atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
-    var items = list.querySelectorAll("li[data-id]");
-    var after = null;
-    for (var i = items.length - 1; i >= 0; i--) {
-      if (cmp(items[i].getAttribute("data-id"), ev.id) < 0) { after = items[i]; break; }
+    var after = list.lastElementChild; // usually the right place: walk back only past newer or pending ones
+    while (after && (!after.hasAttribute("data-id") || cmp(after.getAttribute("data-id"), ev.id) > 0)) {
+      after = after.previousElementSibling;
     }
     list.insertBefore(li, after ? after.nextSibling : list.firstChild);
     regroup(li);
