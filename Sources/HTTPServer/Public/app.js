@@ -58,7 +58,9 @@
   }
   function timeText(ms) {
     var d = new Date(typeof ms === "number" ? ms : Date.now());
-    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    var time = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    if (d.toDateString() === new Date().toDateString()) return time;
+    return d.toLocaleDateString([], { month: "short", day: "numeric" }) + ", " + time;
   }
   function describe(data) {
     if (data == null) return "";
@@ -169,6 +171,7 @@
     regroup(li);
     regroup(li.nextSibling);
     if (d.userId && typers.delete(d.userId)) renderTyping();
+    if (document.hidden && !ev.replay && d.userId !== me.userId) { unread++; renderTitle(); }
     renderEmpty();
     if (atBottom || d.userId === me.userId) list.scrollTop = list.scrollHeight;
   }
@@ -202,6 +205,14 @@
       Math.abs(Number(li.getAttribute("data-ts")) - Number(prev.getAttribute("data-ts"))) < 5 * 60 * 1000;
     li.classList.toggle("cont", !!same);
   }
+  var unread = 0;
+  function renderTitle() {
+    var base = room ? "#" + room + " · EventBroker Chat" : "EventBroker Chat";
+    document.title = (unread ? "(" + unread + ") " : "") + base;
+  }
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden && unread) { unread = 0; renderTitle(); }
+  });
   function renderEmpty() {
     $("messages-empty").hidden = $("message-list").children.length > 0;
   }
@@ -480,11 +491,13 @@
     if (room) {
       $("room-title").textContent = room;
       $("room-summary").textContent = "";
-      document.title = "#" + room + " · EventBroker Chat";
+      unread = 0;
+      renderTitle();
       client.setTopics([room, "$presence/**"], { since: "0" });
       $("composer-input").focus();
     } else {
-      document.title = "EventBroker Chat";
+      unread = 0;
+      renderTitle();
       client.setTopics(["$presence/**"]);
       renderLobby();
       if (!me.name) $("name-input").focus();
