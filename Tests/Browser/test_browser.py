@@ -328,12 +328,26 @@ class BrowserTestCase(unittest.TestCase):
         health = self.broker.health()
         self.assertEqual(health["connections"]["sse"] + health["connections"]["ws"], 1, health)
 
-        # The leader tab closes: the other one takes over and resumes from the last id.
+        # The leader tab closes while messages keep coming: the other one takes over and resumes from the last id,
+        # losing none and showing none twice.
+        during = ["during the handover %d" % i for i in range(10)]
+
+        def publish_during():
+            for t in during:
+                self.broker.chat("shared", t)
+                time.sleep(0.05)
+
+        publisher = threading.Thread(target=publish_during)
+        publisher.start()
+        time.sleep(0.1)
         d.close()
         d.switch_to.window(second)
+        publisher.join(timeout=20)
         self.broker.chat("shared", "after the first tab closed")
-        self.assertEqual(self.wait_messages(d, ["after the first tab closed"], 20),
-                         ["to both tabs", "from the second tab", "after the first tab closed"])
+        expected = ["to both tabs", "from the second tab"] + during + ["after the first tab closed"]
+        self.wait_messages(d, expected, 20)
+        time.sleep(0.5)
+        self.assertEqual(self.messages(d), expected)
         wait(d, lambda d: state(d)["state"] == "open")
         wait(d, lambda d: sum(self.broker.health()["connections"].values()) == 1, 10, "one connection")
 
