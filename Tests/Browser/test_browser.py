@@ -137,12 +137,19 @@ class BrowserTestCase(unittest.TestCase):
         self.assertEqual(shown, before + during + after)
 
     def test_broker_restart_resumes(self):
+        self.restart_scenario(eventsource=True)
+
+    def test_broker_restart_resumes_over_websocket(self):
+        self.restart_scenario(eventsource=False)
+
+    def restart_scenario(self, eventsource):
         self.broker.stop()
         db = os.path.join(tempfile.mkdtemp(prefix="eb-browser-"), "history.db")
         self.broker = self.start_broker(store="sqlite:" + db)
         port = self.broker.port
-        d = self.driver()
+        d = self.driver(eventsource=eventsource)
         self.join(d, "dave", "durable")
+        self.assertEqual(state(d)["transport"], "SSE" if eventsource else "WebSocket")
         before = ["before restart %d" % i for i in range(3)]
         for t in before:
             self.broker.chat("durable", t)
@@ -156,7 +163,8 @@ class BrowserTestCase(unittest.TestCase):
              message="pending message")
         wait(d, lambda d: d.find_element(*tid("queued")).text == "1 queued", message="queued count")
         self.assertTrue(d.find_element(*tid("connection-banner")).is_displayed())
-        screenshot(d, "reconnecting.png")
+        if eventsource:
+            screenshot(d, "reconnecting.png")
         self.broker = self.start_broker(store="sqlite:" + db, port=port)
         after = ["after restart %d" % i for i in range(3)]
         for t in after:
@@ -172,6 +180,7 @@ class BrowserTestCase(unittest.TestCase):
         self.assertEqual(shown[:3], before)
         self.assertEqual(shown[-1], "still here")
         self.assertFalse(d.find_element(*tid("connection-banner")).is_displayed())
+        self.assertEqual(state(d)["transport"], "SSE" if eventsource else "WebSocket")
 
     def test_websocket_fallback_without_eventsource(self):
         d = self.driver(eventsource=False)
