@@ -196,6 +196,16 @@ class BrowserTestCase(unittest.TestCase):
         self.assertEqual(member.get_attribute("data-transport"), "ws")
         screenshot(d, "websocket-fallback.png")
 
+        # Changing rooms on the WebSocket: unsubscribe, subscribe, the new room's history, still one connection.
+        self.broker.chat("fallback-2", "history of the second room")
+        d.find_element(*tid("leave-button")).click()
+        wait(d, lambda d: self.lobby(d).get("fallback") == 0, message="left the room")
+        d.find_element("css selector", '[data-testid="lobby-row"][data-room="fallback-2"]').click()
+        self.wait_room_live(d, "fallback-2")
+        self.assertEqual(self.wait_messages(d, ["history of the second room"]), ["history of the second room"])
+        health = self.broker.health()
+        self.assertEqual((health["connections"]["ws"], health["connections"]["sse"]), (1, 0), health)
+
     def test_websocket_fallback_when_eventsource_keeps_failing(self):
         # EventSource exists but never gets a stream (every URL answers 404): after a few failures the client
         # switches to the WebSocket.
