@@ -109,6 +109,7 @@
     q.hidden = !s.queued;
     q.textContent = s.queued ? s.queued + " queued" : "";
     if (s.clientId) me.clientId = s.clientId;
+    document.body.setAttribute("data-connection", s.state);
     var banner = $("connection-banner");
     var down = s.state === "reconnecting" || s.state === "offline";
     banner.hidden = !down;
