@@ -75,19 +75,26 @@ class BrowserTestCase(unittest.TestCase):
 
     # ------------------------------------------------------------------------------------------------------------
     def test_two_sessions_chat_presence_and_typing(self):
+        history = ["Morning all! Standup moved to 10:30.", "Reminder: the design review is on Thursday."]
+        for t in history:
+            self.broker.chat("general", t, name="carol")
         alice, bob = self.driver(), self.driver()
         self.join(alice, "alice", "general")
+        self.assertEqual(self.wait_messages(alice, history), history)  # the room's history on entry
         self.join(bob, "bob", "general")
         for d in (alice, bob):
             wait(d, lambda d: self.members(d) == ["alice", "bob"], message="both present: %r" % self.members(d))
 
-        self.say(alice, "Hi Bob, the release is at 3 pm.")
-        self.wait_messages(bob, ["Hi Bob, the release is at 3 pm."])
-        self.say(bob, "Great, I'll prepare the notes.")
-        self.wait_messages(alice, ["Hi Bob, the release is at 3 pm.", "Great, I'll prepare the notes."])
+        conversation = [(alice, "Hi Bob! The release is at 3 pm."), (bob, "Great, I'll prepare the notes."),
+                        (bob, "Do we still need the migration guide?"), (alice, "Yes, one page is enough.")]
+        for d, text in conversation:
+            self.say(d, text)
+            self.wait_messages(alice if d is bob else bob, [text])
+        expected = history + [t for _, t in conversation]
+        self.wait_messages(alice, expected)
         # Each message once, in the same order on both sides.
-        self.assertEqual(self.messages(alice), self.messages(bob))
-        self.assertEqual(len(self.messages(alice)), 2)
+        self.assertEqual(self.messages(alice), expected)
+        self.assertEqual(self.messages(bob), expected)
 
         # Bob types: Alice sees it, then it disappears about 3 s later.
         bob.find_element(*tid("composer-input")).send_keys("Also, the changelog")
@@ -130,12 +137,19 @@ class BrowserTestCase(unittest.TestCase):
         self.assertEqual(shown, before + during + after)
 
     def test_broker_restart_resumes(self):
+        self.restart_scenario(eventsource=True)
+
+    def test_broker_restart_resumes_over_websocket(self):
+        self.restart_scenario(eventsource=False)
+
+    def restart_scenario(self, eventsource):
         self.broker.stop()
         db = os.path.join(tempfile.mkdtemp(prefix="eb-browser-"), "history.db")
         self.broker = self.start_broker(store="sqlite:" + db)
         port = self.broker.port
-        d = self.driver()
+        d = self.driver(eventsource=eventsource)
         self.join(d, "dave", "durable")
+        self.assertEqual(state(d)["transport"], "SSE" if eventsource else "WebSocket")
         before = ["before restart %d" % i for i in range(3)]
         for t in before:
             self.broker.chat("durable", t)
@@ -149,7 +163,8 @@ class BrowserTestCase(unittest.TestCase):
              message="pending message")
         wait(d, lambda d: d.find_element(*tid("queued")).text == "1 queued", message="queued count")
         self.assertTrue(d.find_element(*tid("connection-banner")).is_displayed())
-        screenshot(d, "reconnecting.png")
+        if eventsource:
+            screenshot(d, "reconnecting.png")
         self.broker = self.start_broker(store="sqlite:" + db, port=port)
         after = ["after restart %d" % i for i in range(3)]
         for t in after:
@@ -165,6 +180,7 @@ class BrowserTestCase(unittest.TestCase):
         self.assertEqual(shown[:3], before)
         self.assertEqual(shown[-1], "still here")
         self.assertFalse(d.find_element(*tid("connection-banner")).is_displayed())
+        self.assertEqual(state(d)["transport"], "SSE" if eventsource else "WebSocket")
 
     def test_websocket_fallback_without_eventsource(self):
         d = self.driver(eventsource=False)
@@ -179,6 +195,16 @@ class BrowserTestCase(unittest.TestCase):
         member = d.find_element(*tid("member"))
         self.assertEqual(member.get_attribute("data-transport"), "ws")
         screenshot(d, "websocket-fallback.png")
+
+        # Changing rooms on the WebSocket: unsubscribe, subscribe, the new room's history, still one connection.
+        self.broker.chat("fallback-2", "history of the second room")
+        d.find_element(*tid("leave-button")).click()
+        wait(d, lambda d: self.lobby(d).get("fallback") == 0, message="left the room")
+        d.find_element("css selector", '[data-testid="lobby-row"][data-room="fallback-2"]').click()
+        self.wait_room_live(d, "fallback-2")
+        self.assertEqual(self.wait_messages(d, ["history of the second room"]), ["history of the second room"])
+        health = self.broker.health()
+        self.assertEqual((health["connections"]["ws"], health["connections"]["sse"]), (1, 0), health)
 
     def test_websocket_fallback_when_eventsource_keeps_failing(self):
         # EventSource exists but never gets a stream (every URL answers 404): after a few failures the client
@@ -201,6 +227,86 @@ class BrowserTestCase(unittest.TestCase):
         self.assertEqual((health["connections"]["ws"], health["connections"]["sse"]), (1, 0), health)
         self.say(d, "sent after the fallback")
         self.assertEqual(self.wait_messages(d, ["sent after the fallback"]), ["sent after the fallback"])
+
+    def test_publish_whose_answer_is_lost_is_retried_without_duplicate(self):
+        # The first publish reaches the broker but its answer is lost (the page sees a network error): the retry
+        # carries the same Idempotency-Key, so the message is stored and shown once.
+        d = self.driver()
+        d.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": """
+            (function () {
+              var realFetch = window.fetch.bind(window);
+              window.__publishKeys = [];
+              window.fetch = function (url, init) {
+                if (String(url).indexOf('/api/events/publish') >= 0 && init && init.body &&
+                    init.body.indexOf('lost answer') >= 0) {
+                  window.__publishKeys.push(init.headers['Idempotency-Key']);
+                  if (window.__publishKeys.length === 1) {
+                    return realFetch(url, init).then(function () { throw new TypeError('Failed to fetch'); });
+                  }
+                }
+                return realFetch(url, init);
+              };
+            })();"""})
+        self.join(d, "quinn", "retry")
+        self.say(d, "lost answer")
+        self.wait_messages(d, ["lost answer"])
+        wait(d, lambda d: len(d.execute_script("return window.__publishKeys")) >= 2, message="publish retried")
+        wait(d, lambda d: not d.find_element(*tid("queued")).is_displayed(), message="queue empty")
+        self.assertEqual(texts(d, "message-pending"), [])
+        keys = d.execute_script("return window.__publishKeys")
+        self.assertEqual(len(keys), 2, keys)
+        self.assertEqual(keys[0], keys[1])
+        time.sleep(0.5)
+        self.assertEqual(self.messages(d), ["lost answer"])
+        status, history = self.broker.request("GET", "/api/events/history?topic=retry&after=0")
+        self.assertEqual([e["data"]["text"] for e in history["events"]], ["lost answer"])
+
+    def test_offline_page_queues_messages_and_sends_them_when_back(self):
+        d = self.driver()
+        self.join(d, "rita", "offline")
+        self.broker.chat("offline", "before going offline")
+        self.wait_messages(d, ["before going offline"])
+        d.execute_cdp_cmd("Network.enable", {})
+        d.execute_cdp_cmd("Network.emulateNetworkConditions",
+                          {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+        wait(d, lambda d: state(d)["state"] == "offline", message="offline state")
+        self.say(d, "written without network")
+        wait(d, lambda d: d.find_element(*tid("queued")).text == "1 queued", message="queued")
+        self.broker.chat("offline", "published while the page is offline")
+        d.execute_cdp_cmd("Network.emulateNetworkConditions",
+                          {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+        wait(d, lambda d: state(d)["state"] == "open", 20, "back online")
+        self.wait_messages(d, ["written without network", "published while the page is offline"], 20)
+        wait(d, lambda d: not d.find_element(*tid("queued")).is_displayed(), message="queue empty")
+        time.sleep(0.5)
+        shown = self.messages(d)
+        self.assertEqual(sorted(shown), sorted(["before going offline", "written without network",
+                                                "published while the page is offline"]), shown)
+
+    def test_keyboard_only(self):
+        self.broker.chat("kbd-history", "typed elsewhere")
+        d = self.driver()
+        d.get(self.broker.url + "/")
+        active = lambda: d.switch_to.active_element.get_attribute("data-testid")
+        wait(d, lambda d: active() == "name-input", message="the name field has the focus")
+        d.switch_to.active_element.send_keys("uma")
+        d.switch_to.active_element.send_keys(Keys.TAB)
+        self.assertEqual(active(), "room-input")
+        d.switch_to.active_element.send_keys(Keys.CONTROL, "a")
+        d.switch_to.active_element.send_keys("keyboard" + Keys.ENTER)
+        self.wait_room_live(d, "keyboard")
+        self.assertEqual(active(), "composer-input")
+        d.switch_to.active_element.send_keys("first line" + Keys.SHIFT + Keys.ENTER + Keys.SHIFT + "second line")
+        d.switch_to.active_element.send_keys(Keys.ENTER)
+        self.assertEqual(self.wait_messages(d, ["first line\nsecond line"]), ["first line\nsecond line"])
+        # Back to the lobby with the keyboard, then into a room from its list.
+        d.find_element(*tid("leave-button")).send_keys(Keys.ENTER)
+        wait(d, lambda d: d.find_element(*tid("lobby")).is_displayed(), message="lobby")
+        row = wait(d, lambda d: d.find_elements("css selector", '[data-testid="lobby-row"][data-room="kbd-history"]'),
+                   message="room listed")[0]
+        row.send_keys(Keys.ENTER)
+        self.wait_room_live(d, "kbd-history")
+        self.assertEqual(self.wait_messages(d, ["typed elsewhere"]), ["typed elsewhere"])
 
     def test_markup_in_messages_renders_as_text(self):
         d = self.driver()
@@ -241,14 +347,50 @@ class BrowserTestCase(unittest.TestCase):
         health = self.broker.health()
         self.assertEqual(health["connections"]["sse"] + health["connections"]["ws"], 1, health)
 
-        # The leader tab closes: the other one takes over and resumes from the last id.
+        # The leader tab closes while messages keep coming: the other one takes over and resumes from the last id,
+        # losing none and showing none twice.
+        during = ["during the handover %d" % i for i in range(10)]
+
+        def publish_during():
+            for t in during:
+                self.broker.chat("shared", t)
+                time.sleep(0.05)
+
+        publisher = threading.Thread(target=publish_during)
+        publisher.start()
+        time.sleep(0.1)
         d.close()
         d.switch_to.window(second)
+        publisher.join(timeout=20)
         self.broker.chat("shared", "after the first tab closed")
-        self.assertEqual(self.wait_messages(d, ["after the first tab closed"], 20),
-                         ["to both tabs", "from the second tab", "after the first tab closed"])
+        expected = ["to both tabs", "from the second tab"] + during + ["after the first tab closed"]
+        self.wait_messages(d, expected, 20)
+        time.sleep(0.5)
+        self.assertEqual(self.messages(d), expected)
         wait(d, lambda d: state(d)["state"] == "open")
         wait(d, lambda d: sum(self.broker.health()["connections"].values()) == 1, 10, "one connection")
+
+    def test_ten_tabs_use_one_connection(self):
+        # Without sharing, the seventh tab would wait forever for one of the six connections per origin.
+        d = self.driver()
+        self.join(d, "sam", "crowded")
+        handles = [d.current_window_handle]
+        for i in range(9):
+            d.switch_to.new_window("tab")
+            handles.append(d.current_window_handle)
+            d.get(self.broker.url + ("/#/room/crowded" if i % 2 else "/#/"))
+        wait(d, lambda d: state(d)["state"] == "open", 20, "last tab live")
+        health = self.broker.health()
+        self.assertEqual(health["connections"]["sse"] + health["connections"]["ws"], 1, health)
+        self.broker.chat("crowded", "hello, ten tabs")
+        for h in handles[0::2]:  # the tabs in the room (the others show the lobby)
+            d.switch_to.window(h)
+            self.assertEqual(self.wait_messages(d, ["hello, ten tabs"]), ["hello, ten tabs"])
+        d.switch_to.window(handles[1])
+        wait(d, lambda d: d.execute_script(
+            "var r = document.querySelector('[data-testid=\"lobby-row\"][data-room=\"crowded\"]');"
+            "return r && r.querySelector('[data-testid=\"lobby-count\"]').getAttribute('data-count');") == "1",
+            message="a lobby tab counts the one shared member")
 
     def test_tabs_in_different_rooms_share_one_connection(self):
         self.broker.chat("alpha", "alpha old")
@@ -274,6 +416,8 @@ class BrowserTestCase(unittest.TestCase):
 
     def test_lobby_lists_rooms_and_updates_live(self):
         self.broker.chat("history-only", "an old message")
+        self.broker.chat("team/releases", "v2.3 is out", name="bot")
+        self.broker.chat("team/releases", "v2.4 is planned for March", name="bot")
         watcher = self.driver()
         self.open_lobby(watcher, "grace")
         wait(watcher, lambda d: self.lobby(d).get("history-only") == 0, message="room with history listed")

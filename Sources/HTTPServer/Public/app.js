@@ -58,7 +58,9 @@
   }
   function timeText(ms) {
     var d = new Date(typeof ms === "number" ? ms : Date.now());
-    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    var time = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    if (d.toDateString() === new Date().toDateString()) return time;
+    return d.toLocaleDateString([], { month: "short", day: "numeric" }) + ", " + time;
   }
   function describe(data) {
     if (data == null) return "";
@@ -98,11 +100,16 @@
     $("connection-state-text").textContent = STATE_TEXT[s.state] || s.state;
     $("transport").textContent = s.transport === "ws" ? "WebSocket" : s.transport === "sse" ? "SSE" : "–";
     $("transport").setAttribute("data-transport", s.transport || "");
+    $("transport-note").hidden = s.transport !== "ws";
+    $("transport").parentNode.setAttribute("title", s.transport === "ws"
+      ? "Transport: WebSocket, the fallback used when Server-Sent Events are unavailable"
+      : "Transport: Server-Sent Events");
     $("last-event-id").textContent = s.lastEventId || "–";
     var q = $("queued");
     q.hidden = !s.queued;
     q.textContent = s.queued ? s.queued + " queued" : "";
     if (s.clientId) me.clientId = s.clientId;
+    document.body.setAttribute("data-connection", s.state);
     var banner = $("connection-banner");
     var down = s.state === "reconnecting" || s.state === "offline";
     banner.hidden = !down;
@@ -116,8 +123,7 @@
 
   client.on("ready", function (r) {
     me.clientId = r.clientId;
-    loadLobby();
-    if (room) loadPresence(room);
+    if (room) loadPresence(room); else loadLobby();
   });
 
   client.on("gap", function () {
@@ -158,13 +164,15 @@
     // Keep the list in id order: history may arrive after the first live events.
     var list = $("message-list");
     var atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
-    var items = list.querySelectorAll("li[data-id]");
-    var after = null;
-    for (var i = items.length - 1; i >= 0; i--) {
-      if (cmp(items[i].getAttribute("data-id"), ev.id) < 0) { after = items[i]; break; }
+    var after = list.lastElementChild; // usually the right place: walk back only past newer or pending ones
+    while (after && (!after.hasAttribute("data-id") || cmp(after.getAttribute("data-id"), ev.id) > 0)) {
+      after = after.previousElementSibling;
     }
     list.insertBefore(li, after ? after.nextSibling : list.firstChild);
+    regroup(li);
+    regroup(li.nextSibling);
     if (d.userId && typers.delete(d.userId)) renderTyping();
+    if (document.hidden && !ev.replay && d.userId !== me.userId) { unread++; renderTitle(); }
     renderEmpty();
     if (atBottom || d.userId === me.userId) list.scrollTop = list.scrollHeight;
   }
@@ -176,6 +184,8 @@
       "data-testid": isPending ? "message-pending" : "message",
       "data-id": isPending ? null : id,
       "data-author": name,
+      "data-user": String(d.userId || "name:" + name),
+      "data-ts": String(typeof d.sentAt === "number" ? d.sentAt : Date.now()),
     });
     var body = el("div", { className: "bubble" }, [
       el("div", { className: "meta" }, [
@@ -188,6 +198,22 @@
     li.appendChild(body);
     return li;
   }
+  // A message right after one of the same author (within 5 minutes) drops its avatar and name.
+  function regroup(li) {
+    if (!li || !li.classList) return;
+    var prev = li.previousSibling;
+    var same = prev && prev.getAttribute("data-user") === li.getAttribute("data-user") &&
+      Math.abs(Number(li.getAttribute("data-ts")) - Number(prev.getAttribute("data-ts"))) < 5 * 60 * 1000;
+    li.classList.toggle("cont", !!same);
+  }
+  var unread = 0;
+  function renderTitle() {
+    var base = room ? "#" + room + " · EventBroker Chat" : "EventBroker Chat";
+    document.title = (unread ? "(" + unread + ") " : "") + base;
+  }
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden && unread) { unread = 0; renderTitle(); }
+  });
   function renderEmpty() {
     $("messages-empty").hidden = $("message-list").children.length > 0;
   }
@@ -198,6 +224,7 @@
     pending.set(key, li);
     var list = $("message-list");
     list.appendChild(li);
+    regroup(li);
     list.scrollTop = list.scrollHeight;
     renderEmpty();
     lastTypingSent = 0;
@@ -321,6 +348,8 @@
       .catch(function () { if (mine === lobbyEpoch) lobbyBuffer = null; });
   }
   var lobbyEpoch = 0;
+  // Rooms that only gained history (no presence change) show up on the next refresh.
+  setInterval(function () { if (!room && !document.hidden && client.state().state === "open") loadLobby(); }, 20000);
   function lobbyPresence(ev) {
     if (lobbyBuffer) { lobbyBuffer.push(ev); return; }
     applyLobby(ev);
@@ -434,6 +463,7 @@
     e.textContent = text;
     e.hidden = !text;
   }
+  var routed = false;
   function route() {
     var r = roomFromHash();
     if (r && (!validRoom(r) || !validName(me.name))) {
@@ -441,7 +471,8 @@
       r = null;
       if (location.hash !== "#/") history.replaceState(null, "", "#/");
     }
-    if (r === room && (r !== null || !$("lobby").hidden)) return;
+    if (routed && r === room) return;
+    routed = true;
     epoch++;
     room = r;
     messages = new Map();
@@ -461,11 +492,13 @@
     if (room) {
       $("room-title").textContent = room;
       $("room-summary").textContent = "";
-      document.title = "#" + room + " · EventBroker Chat";
+      unread = 0;
+      renderTitle();
       client.setTopics([room, "$presence/**"], { since: "0" });
       $("composer-input").focus();
     } else {
-      document.title = "EventBroker Chat";
+      unread = 0;
+      renderTitle();
       client.setTopics(["$presence/**"]);
       renderLobby();
       if (!me.name) $("name-input").focus();
@@ -508,6 +541,9 @@
     t.style.height = Math.min(t.scrollHeight, 160) + "px";
   }
   window.addEventListener("hashchange", route);
+  // broker.js hands its connection over when the page is hidden away; a page restored from the back-forward
+  // cache starts afresh.
+  window.addEventListener("pageshow", function (e) { if (e.persisted) location.reload(); });
 
   if (me.name) { $("name-input").value = me.name; setName(me.name); }
   route();

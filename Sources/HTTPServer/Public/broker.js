@@ -24,9 +24,11 @@
  *   share      true (default): the tabs of one origin share one connection. One tab (the leader, chosen with
  *              navigator.locks) holds it for the union of every tab's topics and relays each event to the others
  *              over a BroadcastChannel; when the leader tab closes, another takes over and resumes from the
- *              last event id. Without BroadcastChannel or Web Locks each tab connects on its own.
- *   eventTypes SSE event types to listen for besides the built-in ones (EventSource only reports the types it is
- *              told about; WebSocket delivers every type).
+ *              last event id. The shared connection's name is the leader's, else the first other tab's.
+ *              Without BroadcastChannel or Web Locks each tab connects on its own.
+ *   eventTypes SSE event types to listen for besides the built-in ones: message, chat, typing, join, leave,
+ *              notification, broadcast, alert, announcement, info, warning, direct (EventSource only reports the
+ *              types it is told about; the WebSocket delivers every type).
  *
  * Client:
  *   on(type, fn) -> unsubscribe function. Types:
@@ -45,7 +47,12 @@
  *     written offline is sent once when back. queue: false makes a single attempt (typing indicators).
  *   setTopics(topics, {since}) / setName(name): change the subscription; the connection resumes from the last id.
  *   state(): the current state object.  close(): stop (and hand the shared connection to another tab).
- * EventBroker.compareIds(a, b) -> -1 | 0 | 1 for decimal id strings.
+ * EventBroker.compareIds(a, b) -> -1 | 0 | 1 for decimal id strings (ids outgrow Number: compare them with this).
+ * EventBroker.uuid() -> a random UUID (crypto.randomUUID when available), e.g. for your own Idempotency-Key.
+ *
+ * Resuming: the connection keeps the id of the last event it delivered and reconnects with `lastEventId` after any
+ * drop (network error, server restart, an EventSource that gave up, a topic change), with exponential backoff
+ * (0.5 s doubling to 8 s, with jitter; at once when the browser comes back online). Events are deduplicated by id.
  */
 (function (global) {
   "use strict";
@@ -138,8 +145,14 @@
     this.state = "connecting";
     this.closed = false;
     var self = this;
-    this._online = function () { if (self.state === "offline" || self.state === "reconnecting") self._reconnectNow(); };
-    this._offline = function () { if (self.state !== "open") self._status("offline"); };
+    this._online = function () { if (self.state !== "open") self._reconnectNow(); };
+    // The browser says the network is gone: the stream is as good as dead; wait for "online" (or the backoff).
+    this._offline = function () {
+      if (self.closed || !self.topics.length) return;
+      self._teardown();
+      self._status("offline");
+      self.timer = setTimeout(function () { self.timer = null; self._open(); }, backoff(self.attempt++));
+    };
     if (global.addEventListener) {
       global.addEventListener("online", this._online);
       global.addEventListener("offline", this._offline);
@@ -244,9 +257,14 @@
       if (self.es !== es) return;
       self.host.onEvent({ id: null, type: "gap", data: parseData(e.data), topic: null });
     });
+    var lastId = "";
     var onEvent = function (e) {
       if (self.es !== es) return;
-      self._deliver({ id: e.lastEventId || null, type: e.type, data: parseData(e.data), topic: null });
+      // EventSource keeps the previous id for an event that has none; one stream never repeats an id, so the
+      // same id again means "no id".
+      var id = e.lastEventId && e.lastEventId !== lastId ? e.lastEventId : null;
+      if (id) lastId = id;
+      self._deliver({ id: id, type: e.type, data: parseData(e.data), topic: null });
     };
     BUILTIN_TYPES.concat(this.host.eventTypes || []).forEach(function (t) { es.addEventListener(t, onEvent); });
     es.onerror = function () {
