@@ -59,7 +59,7 @@ import Testing
         let payload = String(decoding: bytes[(sizeEnd + 2)..<(bytes.count - 2)], as: UTF8.self)
         #expect(Int(String(decoding: bytes[..<sizeEnd], as: UTF8.self), radix: 16) == payload.utf8.count)
         #expect(payload.hasPrefix("retry: 3000\nevent: connected\ndata: {\"clientId\":\""))
-        #expect(payload.hasSuffix("\",\"topics\":[\"news\"]}\n\n"))
+        #expect(payload.hasSuffix("\",\"topics\":[\"news\"],\"name\":null}\n\n"))
         #expect(connected.hasSuffix("\r\n"))
         let result = try fixture.broker.publish(
             PublishRequest(topics: [try TopicName("news")], data: #"{"v":1}"#, eventType: "update"))
