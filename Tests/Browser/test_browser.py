@@ -9,7 +9,6 @@ import tempfile
 import threading
 import time
 import unittest
-from urllib.parse import quote
 
 from selenium.webdriver.common.keys import Keys
 
