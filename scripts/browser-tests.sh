@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the browser tests (Tests/Browser): headless Chromium, driven by selenium, against real broker-cli processes.
 # BROKER_BIN picks the broker (default .build/release/broker-cli); SCREENSHOTS_DIR=docs/screenshots also saves
-# screenshots of the page. Installs nothing: scripts/install-deps.sh provides chromium, chromedriver and selenium.
-# Extra arguments go to unittest, e.g. scripts/browser-tests.sh -k lobby.
+# screenshots of the page; BROWSER_WEB_ROOT=Sources/HTTPServer/Public tests the working copy of the page instead of
+# the one compiled into the broker. Installs nothing: scripts/install-deps.sh provides chromium, chromedriver and
+# selenium. Extra arguments go to unittest, e.g. scripts/browser-tests.sh -k lobby.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -16,7 +16,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-WEB_ROOT = os.path.join(ROOT, "Sources", "HTTPServer", "Public")
+# The page under test is the one compiled into the broker; BROWSER_WEB_ROOT=Sources/HTTPServer/Public serves the
+# working copy instead (serve --web-root), for editing the page without rebuilding.
+WEB_ROOT = os.environ.get("BROWSER_WEB_ROOT")
 BROKER_BIN = os.environ.get("BROKER_BIN", os.path.join(ROOT, ".build", "release", "broker-cli"))
 SCREENSHOTS_DIR = os.environ.get("SCREENSHOTS_DIR")
 CHROME_BIN = os.environ.get("CHROME_BIN", "/usr/bin/chromium")
@@ -35,8 +37,9 @@ class Broker:
         self.lines = []
 
     def start(self, timeout=20):
-        args = [BROKER_BIN, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "notice",
-                "--web-root", WEB_ROOT]
+        args = [BROKER_BIN, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "notice"]
+        if WEB_ROOT:
+            args += ["--web-root", WEB_ROOT]
         if self.store:
             args += ["--store", self.store]
         args += self.extra
