@@ -29,9 +29,10 @@ WAIT = 15
 class Broker:
     """One broker-cli process on 127.0.0.1, its output drained by a thread."""
 
-    def __init__(self, store=None, port=0):
+    def __init__(self, store=None, port=0, extra=()):
         self.store = store
         self.port = port
+        self.extra = list(extra)
         self.proc = None
         self.lines = []
 
@@ -41,6 +42,7 @@ class Broker:
             args += ["--web-root", WEB_ROOT]
         if self.store:
             args += ["--store", self.store]
+        args += self.extra
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      errors="replace")
         found = queue.Queue()

@@ -9,7 +9,6 @@ import tempfile
 import threading
 import time
 import unittest
-from urllib.parse import quote
 
 from selenium.webdriver.common.keys import Keys
 
@@ -23,8 +22,8 @@ class BrowserTestCase(unittest.TestCase):
     def setUp(self):
         self.broker = self.start_broker()
 
-    def start_broker(self, store=None, port=0):
-        broker = Broker(store=store, port=port).start()
+    def start_broker(self, store=None, port=0, extra=()):
+        broker = Broker(store=store, port=port, extra=extra).start()
         self.addCleanup(broker.stop)
         return broker
 
@@ -307,6 +306,28 @@ class BrowserTestCase(unittest.TestCase):
         row.send_keys(Keys.ENTER)
         self.wait_room_live(d, "kbd-history")
         self.assertEqual(self.wait_messages(d, ["typed elsewhere"]), ["typed elsewhere"])
+
+    def test_gap_in_history_is_reported(self):
+        # History keeps 3 events per topic: a page that was away for 6 learns it missed some, and shows the rest.
+        self.broker.stop()
+        self.broker = self.start_broker(extra=["--history-size", "3"])
+        d = self.driver()
+        self.join(d, "victor", "short")
+        self.broker.chat("short", "seen before")
+        self.wait_messages(d, ["seen before"])
+        d.execute_cdp_cmd("Network.enable", {})
+        d.execute_cdp_cmd("Network.emulateNetworkConditions",
+                          {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+        wait(d, lambda d: state(d)["state"] == "offline", message="offline")
+        missed = ["missed %d" % i for i in range(6)]
+        for t in missed:
+            self.broker.chat("short", t)
+        d.execute_cdp_cmd("Network.emulateNetworkConditions",
+                          {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+        wait(d, lambda d: state(d)["state"] == "open", 20, "back online")
+        wait(d, lambda d: any(n.get_attribute("data-type") == "gap"
+                              for n in d.find_elements(*tid("notification"))), message="gap notification")
+        self.assertEqual(self.wait_messages(d, missed[-3:]), ["seen before"] + missed[-3:])
 
     def test_markup_in_messages_renders_as_text(self):
         d = self.driver()
