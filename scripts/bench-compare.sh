@@ -30,8 +30,11 @@ if ! command -v nginx >/dev/null 2>&1 || [ ! -f /usr/lib/nginx/modules/ngx_nchan
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx libnginx-mod-nchan >/dev/null
     $SUDO rm -f /usr/sbin/policy-rc.d
 fi
-swift build -c release --product broker-cli >/dev/null
-BIN=.build/release/broker-cli
+# BENCH_BUILD_PATH keeps the benchmark's build apart from the test build (scripts/test.sh builds with -enable-testing,
+# and alternating the two flags in one directory rebuilds everything each time).
+BUILD_PATH=${BENCH_BUILD_PATH:-.build}
+swift build -c release --product broker-cli --scratch-path "$BUILD_PATH" >/dev/null
+BIN=$BUILD_PATH/release/broker-cli
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 PIDS=()
