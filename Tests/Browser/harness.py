@@ -112,6 +112,17 @@ class Broker:
         return self.publish(room, {"room": room, "text": text, "name": name, "userId": "rest-bot",
                                    "sentAt": int(time.time() * 1000)}, event="chat")
 
+    def chat_in_background(self, room, texts, interval=0.05):
+        """Publishes `texts` to `room` one by one, `interval` seconds apart, on a thread; returns the started thread."""
+        def publish():
+            for text in texts:
+                self.chat(room, text)
+                time.sleep(interval)
+
+        thread = threading.Thread(target=publish)
+        thread.start()
+        return thread
+
     def health(self):
         return self.request("GET", "/api/health")[1]
 

@@ -6,7 +6,6 @@ Run with scripts/browser-tests.sh (BROKER_BIN picks the broker; SCREENSHOTS_DIR=
 import os
 import sys
 import tempfile
-import threading
 import time
 import unittest
 
@@ -117,13 +116,7 @@ class BrowserTestCase(unittest.TestCase):
 
         during = ["during %d" % i for i in range(12)]
 
-        def publish_during():
-            for t in during:
-                self.broker.chat("reload", t)
-                time.sleep(0.05)
-
-        publisher = threading.Thread(target=publish_during)
-        publisher.start()
+        publisher = self.broker.chat_in_background("reload", during)
         d.refresh()
         publisher.join(timeout=20)
         self.wait_room_live(d, "reload")
@@ -372,13 +365,7 @@ class BrowserTestCase(unittest.TestCase):
         # losing none and showing none twice.
         during = ["during the handover %d" % i for i in range(10)]
 
-        def publish_during():
-            for t in during:
-                self.broker.chat("shared", t)
-                time.sleep(0.05)
-
-        publisher = threading.Thread(target=publish_during)
-        publisher.start()
+        publisher = self.broker.chat_in_background("shared", during)
         time.sleep(0.1)
         d.close()
         d.switch_to.window(second)
