@@ -38,7 +38,7 @@ fi
 binary=$build_scratch/debug/broker-fuzz
 if [ "${FUZZ_SKIP_BUILD:-0}" != 1 ] || [ ! -x "$binary" ]; then
     # -sanitize=fuzzer instruments every Swift module for coverage and links libFuzzer; -fsanitize=fuzzer-no-link
-    # instruments the C targets too (NIO's llhttp parser). -DFUZZING makes `main` run libFuzzer's driver.
+    # instruments the C targets too. -DFUZZING makes `main` run libFuzzer's driver.
     start=$(date +%s)
     swift build --scratch-path "$build_scratch" --product broker-fuzz ${FUZZ_JOBS:+--jobs "$FUZZ_JOBS"} \
         -Xswiftc -sanitize=fuzzer -Xswiftc -DFUZZING -Xcc -fsanitize=fuzzer-no-link "${optimize[@]}"

@@ -65,6 +65,54 @@ public enum FuzzEntryPoints {
         }
     }
 
+    /// Parses `bytes` as the requests of one connection twice, fed whole and fed as `pieces`, and checks that both
+    /// give the same parts (bodies compared as bytes) and stop with the same kind of error (its text may differ: a
+    /// whole line can be refused for another reason than its first piece): where a read ends must never change what
+    /// a request is.
+    public static func httpRequests(_ bytes: [UInt8], pieces: [ArraySlice<UInt8>]) {
+        let limits = HTTPRequestParser.Limits(maxRequestLineBytes: 1024, maxHeaderBytes: 1024, maxHeaderCount: 16)
+        let whole = Self.parseRequests([bytes[...]], limits: limits)
+        let split = Self.parseRequests(pieces, limits: limits)
+        guard whole == split else {
+            preconditionFailure("split input parsed differently:\n\(whole)\n\(split)")
+        }
+    }
+
+    /// The parts `pieces` parse into, as text, then the error that stopped the parser, if any.
+    private static func parseRequests(_ pieces: [ArraySlice<UInt8>], limits: HTTPRequestParser.Limits) -> [String] {
+        var parser = HTTPRequestParser(limits: limits)
+        var buffer = ByteBuffer()
+        var parts: [String] = []
+        var body: [UInt8] = []
+        for piece in pieces {
+            buffer.writeBytes(piece)
+            do throws(HTTPRequestParser.ParseError) {
+                while true {
+                    var next = parser.pendingEnd()
+                    if next == nil { next = try parser.next(&buffer) }
+                    guard let part = next else { break }
+                    switch part {
+                    case .head(let head):
+                        parts.append("\(head.method) \(head.uri) \(head.version) \(Array(head.headers))")
+                    case .body(let chunk):
+                        body += chunk.readableBytesView
+                    case .end:
+                        parts.append("body \(body)")
+                        body = []
+                        parts.append("end")
+                    }
+                }
+            } catch {
+                switch error {
+                case .headTooLarge: parts.append("error: head too large")
+                case .invalid: parts.append("error: invalid")
+                }
+                return parts
+            }
+        }
+        return parts
+    }
+
     /// Decodes one WebSocket text message from `bytes` when they are UTF-8 (the frame decoder refuses other text
     /// with 1007), and builds the reply the handler would send to it.
     public static func webSocketMessage(_ bytes: [UInt8]) {

@@ -6,6 +6,7 @@ import HTTPServer
 /// ```
 /// byte 0    target          rest of the input
 /// '0' (48)  http            control, split, then the bytes of one connection: requests, pipelined or not
+///                           (also parsed alone, whole and split, which must agree)
 /// '1' (49)  publishBody     request target, "\n", body: decoded as every kind with every content type
 /// '2' (50)  webSocket       control, split, flags, then frames (or messages, one a line) after an upgrade
 /// ```
@@ -38,7 +39,9 @@ enum FuzzTarget: Int, CaseIterable {
             guard input.count >= 2 else { return }
             let control = PipelineRun.Control(rawValue: input[input.startIndex])
             let split = input[input.startIndex + 1]
-            PipelineRun.run(control: control, pieces: PipelineRun.pieces(of: input.dropFirst(2), split: split))
+            let pieces = PipelineRun.pieces(of: input.dropFirst(2), split: split)
+            FuzzEntryPoints.httpRequests(Array(input.dropFirst(2)), pieces: pieces)
+            PipelineRun.run(control: control, pieces: pieces)
         case .publishBody:
             let bytes = Array(input)
             FuzzEntryPoints.requestTarget(bytes)

@@ -72,7 +72,6 @@ import Testing
     @Test func streamLeavesNoHTTPHandlerInThePipeline() throws {
         let fixture = try self.makeStream()
         let pipeline = fixture.channel.pipeline.syncOperations
-        #expect(throws: (any Error).self) { try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) }
         #expect(throws: (any Error).self) { try pipeline.handler(type: RequestTimeoutHandler.self) }
         #expect(throws: (any Error).self) { try pipeline.handler(type: HTTPRequestHandler.self) }
         _ = try pipeline.handler(type: SSEHandler.self)

@@ -78,7 +78,6 @@ import Testing
                 == "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nConnection: Upgrade\r\n\r\n"
         )
         let pipeline = channel.pipeline.syncOperations
-        #expect(throws: (any Error).self) { try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) }
         #expect(throws: (any Error).self) { try pipeline.handler(type: RequestTimeoutHandler.self) }
         #expect(throws: (any Error).self) { try pipeline.handler(type: HTTPRequestHandler.self) }
         _ = try pipeline.handler(type: WebSocketHandler.self)

@@ -1,12 +1,11 @@
 import Logging
 import NIOCore
-import NIOHTTP1
 
 /// Sets up the HTTP/1.1 pipeline of a new connection, and takes it down again when a request becomes an event
 /// stream.
 ///
 /// ```
-/// head ─ [TLS] ─ RequestTimeoutHandler ─ HTTPRequestDecoder ─ HTTPRequestHandler ─ tail
+/// head ─ [TLS] ─ RequestTimeoutHandler ─ HTTPRequestHandler ─ tail       (parses with HTTPRequestParser)
 /// head ─ [TLS] ─ SSEHandler ─ tail                          (once a GET /api/events has ended)
 /// head ─ [TLS] ─ WebSocketFrameDecoder ─ WebSocketHandler ─ tail        (after the 101)
 /// ```
@@ -19,9 +18,8 @@ import NIOHTTP1
 enum HTTPPipeline {
     struct Handlers {
         let timeout: RequestTimeoutHandler
-        let decoder: ByteToMessageHandler<HTTPRequestDecoder>
 
-        var all: [any RemovableChannelHandler] { [self.timeout, self.decoder] }
+        var all: [any RemovableChannelHandler] { [self.timeout] }
 
         /// Where a stream's own handlers go: just in front of the first HTTP handler, so behind whatever the
         /// connection keeps for its whole life (TLS). `.first` would put them in front of the TLS handler, writing
@@ -54,9 +52,7 @@ enum HTTPPipeline {
         let handlers = Handlers(
             timeout: RequestTimeoutHandler(
                 requestTimeout: TimeAmount(configuration.requestTimeout),
-                idleTimeout: TimeAmount(configuration.idleTimeout)),
-            decoder: ByteToMessageHandler(
-                HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: Self.limits(configuration)))
+                idleTimeout: TimeAmount(configuration.idleTimeout))
         )
         let requestHandler = HTTPRequestHandler(
             api: api, configuration: configuration, pipelineHandlers: handlers, limits: limits,
@@ -66,17 +62,15 @@ enum HTTPPipeline {
         let sync = channel.pipeline.syncOperations
         try configuration.connectionSecurity?.secure(sync)
         try sync.addHandler(handlers.timeout)
-        try sync.addHandler(handlers.decoder)
         try sync.addHandler(requestHandler)
     }
 
-    /// The parser refuses heads over `maxHeaderBytes` (answered `431` by `HTTPRequestHandler`).
-    static func limits(_ configuration: BrokerConfiguration) -> NIOHTTPDecoderLimitConfiguration {
-        var limits = NIOHTTPDecoderLimitConfiguration()
-        limits.maxHeaderListSize = configuration.maxHeaderBytes
-        limits.maxHeaderFieldSize = configuration.maxHeaderBytes
-        limits.maxHeaderFieldCount = 256
-        return limits
+    /// The parser's limits: a request line up to `maxHeaderBytes` plus room for the method and version (a longer
+    /// target is answered `431` by `HTTPRequestHandler`), and headers up to `maxHeaderBytes` in all, 256 at most.
+    static func parserLimits(_ configuration: BrokerConfiguration) -> HTTPRequestParser.Limits {
+        HTTPRequestParser.Limits(
+            maxRequestLineBytes: configuration.maxHeaderBytes + 64, maxHeaderBytes: configuration.maxHeaderBytes,
+            maxHeaderCount: 256)
     }
 
     /// Removes every HTTP handler, leaving whatever sits in front of them (TLS, and the stream's own handlers).

@@ -4,22 +4,22 @@ import NIOCore
 import NIOHTTP1
 import NIOWebSocket
 
-/// Reads each request, enforces the size limits, routes it and writes the answer; hands `GET /api/events` over
-/// to an `SSEHandler` and holds long polls open.
+/// Reads each request from the received bytes (with `HTTPRequestParser`), enforces the size limits, routes it and
+/// writes the answer; hands `GET /api/events` over to an `SSEHandler` and holds long polls open.
 ///
 /// Errors that leave the request body unread (`413`) close the connection after the answer; every other error is
 /// answered once the request has ended and the connection stays usable. A request the parser cannot read gets a
 /// JSON `400` (`431` for an oversized head) and the connection is closed.
 ///
-/// Answers are written whole, in request order: a request pipelined behind a long poll waits in `pipelined` until
-/// the poll is answered. On `ChannelShouldQuiesceEvent` an idle connection closes at once, a busy one after its
+/// Answers are written whole, in request order: the bytes of a request pipelined behind a long poll or a publish
+/// stay unparsed in `received` until that answer is out. On `ChannelShouldQuiesceEvent` an idle connection closes at once, a busy one after its
 /// answer, and a long poll answers immediately.
 final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    /// Parts of requests pipelined behind a long poll, at most this many, or the connection is closed.
-    static let maxPipelinedParts = 64
+    /// The body of a request without one; a body's first part replaces it.
+    private static let emptyBody = ByteBufferAllocator().buffer(capacity: 0)
 
     private struct Request {
         let head: HTTPRequestHead
@@ -65,7 +65,12 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var state = State.idle
     private var isQuiescing = false
     private var context: ChannelHandlerContext?
-    private var pipelined = CircularBuffer<HTTPServerRequestPart>()
+    private var parser: HTTPRequestParser
+    /// Bytes received and not parsed yet: the start of a head, or requests pipelined behind a pending answer. Nil
+    /// when everything was parsed, so the channel can reuse its receive buffer.
+    private var received: ByteBuffer?
+    /// The most bytes kept unparsed behind a pending answer before the connection is closed.
+    private let maxPipelinedBytes: Int
 
     init(
         api: RESTAPI, configuration: BrokerConfiguration, pipelineHandlers: HTTPPipeline.Handlers,
@@ -76,6 +81,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.api = api
         self.configuration = configuration
         self.cors = CORSPolicy(allowedOrigins: configuration.corsAllowedOrigins)
+        self.parser = HTTPRequestParser(limits: HTTPPipeline.parserLimits(configuration))
+        self.maxPipelinedBytes = configuration.maxBodyBytes + 2 * configuration.maxHeaderBytes
         self.authenticator = RequestAuthenticator(configuration)
         self.pipelineHandlers = pipelineHandlers
         self.webSocketCompression = webSocketCompression
@@ -100,29 +107,47 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        self.handle(Self.unwrapInboundIn(data), context: context)
-    }
-
-    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
-        if self.isWaiting {
-            guard self.pipelined.count < Self.maxPipelinedParts else {
-                context.close(promise: nil)
-                return
-            }
-            self.pipelined.append(part)
+        var bytes = Self.unwrapInboundIn(data)
+        if var received = self.received {
+            self.received = nil  // so the append does not copy
+            received.writeBuffer(&bytes)
+            self.received = received
+        } else {
+            self.received = bytes
+        }
+        if self.isWaiting, let received = self.received, received.readableBytes > self.maxPipelinedBytes {
+            self.logger.debug("Too many bytes pipelined behind a pending answer; closing")
+            context.close(promise: nil)
             return
         }
-        switch part {
-        case .head(let head): self.received(head: head, context: context)
-        case .body(var chunk): self.received(body: &chunk, context: context)
-        case .end: self.receivedEnd(context: context)
-        }
+        self.parseReceived(context: context)
     }
 
-    /// Handles requests that arrived while a long poll was open, now that it has been answered.
-    private func drainPipelined(context: ChannelHandlerContext) {
-        while !self.isWaiting, self.context != nil, let part = self.pipelined.popFirst() {
-            self.handle(part, context: context)
+    /// Parses and handles the received requests, as long as nothing is pending and the connection is still HTTP.
+    private func parseReceived(context: ChannelHandlerContext) {
+        while self.context != nil, self.isReading {
+            let part: HTTPServerRequestPart
+            if let end = self.parser.pendingEnd() {
+                part = end
+            } else {
+                guard var bytes = self.received else { return }
+                self.received = nil
+                let next: HTTPServerRequestPart?
+                do {
+                    next = try self.parser.next(&bytes)
+                } catch {
+                    self.parseFailed(error, context: context)
+                    return
+                }
+                if bytes.readableBytes > 0 { self.received = bytes }
+                guard let next else { return }
+                part = next
+            }
+            switch part {
+            case .head(let head): self.received(head: head, context: context)
+            case .body(var chunk): self.received(body: &chunk, context: context)
+            case .end: self.receivedEnd(context: context)
+            }
         }
     }
 
@@ -131,6 +156,15 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch self.state {
         case .waiting, .publishing: return true
         case .idle, .collecting, .refused, .discarding, .handedOff: return false
+        }
+    }
+
+    /// Whether received bytes are parsed now: not behind a pending answer, not after an answer that closes the
+    /// connection, not once the connection is a stream.
+    private var isReading: Bool {
+        switch self.state {
+        case .idle, .collecting, .refused: return true
+        case .waiting, .publishing, .discarding, .handedOff: return false
         }
     }
 
@@ -148,25 +182,23 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard let parserError = error as? HTTPParserError else {
-            self.logger.debug("Connection failed", metadata: ["error": "\(error)"])
-            context.close(promise: nil)
-            return
+        self.logger.debug("Connection failed", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    /// A request the parser cannot read: a JSON `400` (`431` for an oversized head), and the connection closes.
+    private func parseFailed(_ error: HTTPRequestParser.ParseError, context: ChannelHandlerContext) {
+        self.received = nil
+        var apiError: APIError
+        switch error {
+        case .headTooLarge:
+            apiError = APIError(.requestHeaderFieldsTooLarge, "headers_too_large", "The request head is too large.")
+        case .invalid(let reason):
+            apiError = APIError(.badRequest, "bad_request", "The request is not valid HTTP/1.1: \(reason).")
         }
-        switch self.state {
-        case .idle, .collecting, .refused:
-            var apiError: APIError
-            if case .headerOverflow = parserError {
-                apiError = APIError(.requestHeaderFieldsTooLarge, "headers_too_large", "The request head is too large.")
-            } else {
-                apiError = APIError(.badRequest, "bad_request", "The request is not valid HTTP/1.1 (\(parserError)).")
-            }
-            apiError.closesConnection = true
-            self.state = .discarding
-            self.respond(.error(apiError), head: nil, context: context)
-        case .discarding, .waiting, .publishing, .handedOff:
-            context.close(promise: nil)
-        }
+        apiError.closesConnection = true
+        self.state = .discarding
+        self.respond(.error(apiError), head: nil, context: context)
     }
 
     // MARK: Reading a request
@@ -201,7 +233,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         self.state = .collecting(
-            Request(head: head, target: target, match: match, body: context.channel.allocator.buffer(capacity: 0)))
+            Request(head: head, target: target, match: match, body: Self.emptyBody))
     }
 
     private func received(body chunk: inout ByteBuffer, context: ChannelHandlerContext) {
@@ -215,7 +247,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         self.state = .idle  // drop the reference so the append does not copy
-        request.body.writeBuffer(&chunk)
+        if request.body.readableBytes == 0 {
+            request.body = chunk  // a slice of the received bytes: a body read in one go is never copied
+        } else {
+            request.body.writeBuffer(&chunk)
+        }
         self.state = .collecting(request)
     }
 
@@ -353,7 +389,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             case .failure(let error):
                 handler.respond(.error(APIError(publishFailure: error)), head: head, context: context)
             }
-            handler.drainPipelined(context: context)
+            handler.parseReceived(context: context)
         }
     }
 
@@ -582,7 +618,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
         }
         self.respond(response, head: poll.request.head, context: context)
-        self.drainPipelined(context: context)
+        self.parseReceived(context: context)
     }
 
     /// Ends a poll unanswered: its connection closed. Leaving `.waiting` lets go of the waiter and the timer, whose
@@ -591,7 +627,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func abandonLongPoll(context: ChannelHandlerContext) {
         guard case .waiting(let poll) = self.state else { return }
         self.state = .discarding
-        self.pipelined.removeAll()
+        self.received = nil
         self.stop(poll, context: context)
     }
 

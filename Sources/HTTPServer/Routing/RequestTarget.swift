@@ -69,8 +69,8 @@ struct RequestTarget: Sendable {
             if byte == UInt8(ascii: "+") && plusIsSpace {
                 bytes.append(UInt8(ascii: " "))
             } else if byte == UInt8(ascii: "%"), iterator.count >= 2,
-                let high = Self.hexValue(iterator[iterator.startIndex]),
-                let low = Self.hexValue(iterator[iterator.startIndex + 1])
+                let high = iterator[iterator.startIndex].hexDigitValue,
+                let low = iterator[iterator.startIndex + 1].hexDigitValue
             {
                 bytes.append(high << 4 | low)
                 iterator = iterator.dropFirst(2)
@@ -79,14 +79,5 @@ struct RequestTarget: Sendable {
             }
         }
         return String(decoding: bytes, as: UTF8.self)
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
-        }
     }
 }

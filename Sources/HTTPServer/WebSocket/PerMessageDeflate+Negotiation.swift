@@ -172,7 +172,7 @@ extension PerMessageDeflate {
     /// A non-empty run of token characters, or `nil` (index unchanged).
     private static func token(_ bytes: [UInt8], _ index: inout Int) -> String? {
         let start = index
-        while index < bytes.count, Self.isTokenCharacter(bytes[index]) {
+        while index < bytes.count, bytes[index].isHTTPTokenCharacter {
             index += 1
         }
         guard index > start else { return nil }
@@ -188,7 +188,7 @@ extension PerMessageDeflate {
             let byte = bytes[index]
             index += 1
             if byte == Self.quote {
-                guard !value.isEmpty, value.allSatisfy(Self.isTokenCharacter) else { return nil }
+                guard !value.isEmpty, value.allSatisfy(\.isHTTPTokenCharacter) else { return nil }
                 return String(decoding: value, as: UTF8.self)
             }
             if byte == Self.backslash {
@@ -230,19 +230,5 @@ extension PerMessageDeflate {
 
     private static func isWhitespace(_ byte: UInt8) -> Bool {
         byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t")
-    }
-
-    /// RFC 7230 `tchar`.
-    private static func isTokenCharacter(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"),
-            UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"),
-            UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"),
-            UInt8(ascii: "|"), UInt8(ascii: "~"):
-            return true
-        default:
-            return false
-        }
     }
 }

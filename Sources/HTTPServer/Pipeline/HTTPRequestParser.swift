@@ -1,0 +1,369 @@
+import NIOCore
+import NIOHTTP1
+
+/// Reads HTTP/1.1 requests (RFC 9112) straight from the receive buffer, one part at a time: a head, the body as
+/// slices of the received bytes (no copy), then the end.
+///
+/// It reads what the broker serves and refuses the rest, strictly, so that no two readers of one byte stream can
+/// disagree on where a request ends:
+/// - lines end in CRLF; a bare CR or LF, a folded header line, a space before a header's colon, or a control
+///   character in a target or a header value is an error;
+/// - only `HTTP/1.0` and `HTTP/1.1`;
+/// - a body is framed by `Transfer-Encoding: chunked` or by `Content-Length`, never both; any other transfer coding,
+///   an invalid length or differing lengths are errors;
+/// - the request line is bounded by ``Limits/maxRequestLineBytes``, the header section by ``Limits/maxHeaderBytes``
+///   and ``Limits/maxHeaderCount`` (``ParseError/headTooLarge``), chunk-size lines and trailers likewise.
+///
+/// After an error the parser stays failed: the connection must close. A value type with no allocation of its own;
+/// the head's strings and headers are the only ones a request costs.
+struct HTTPRequestParser {
+    struct Limits {
+        var maxRequestLineBytes: Int
+        var maxHeaderBytes: Int
+        var maxHeaderCount: Int
+    }
+
+    enum ParseError: Error, Equatable {
+        /// The request line or the header section is over its limit (answered `431`).
+        case headTooLarge
+        /// Anything else that is not a valid request (answered `400`); the text says what.
+        case invalid(String)
+    }
+
+    private enum State {
+        /// Waiting for a whole head; `scanned` bytes of it were already searched for its end.
+        case head(scanned: Int)
+        /// The head went out; the end follows (a request without a body).
+        case endOfMessage
+        case fixedBody(remaining: Int)
+        case chunkSize
+        case chunkData(remaining: Int)
+        case chunkDataEnd
+        case trailers(bytes: Int)
+        case failed
+    }
+
+    /// The longest chunk-size line (with its extensions) and the most trailer bytes read before the request is refused.
+    static let maxChunkLineBytes = 1024
+
+    let limits: Limits
+    private var state = State.head(scanned: 0)
+
+    init(limits: Limits) {
+        self.limits = limits
+    }
+
+    /// The end of a request without a body, which needs no bytes; nil if that is not what comes next.
+    mutating func pendingEnd() -> HTTPServerRequestPart? {
+        guard case .endOfMessage = self.state else { return nil }
+        self.state = .head(scanned: 0)
+        return .end(nil)
+    }
+
+    /// The next part of the request in `buffer`, consuming its bytes; nil when more bytes are needed. Body parts are
+    /// slices of `buffer`.
+    mutating func next(_ buffer: inout ByteBuffer) throws(ParseError) -> HTTPServerRequestPart? {
+        do {
+            return try self.step(&buffer)
+        } catch {
+            self.state = .failed
+            throw error
+        }
+    }
+
+    private mutating func step(_ buffer: inout ByteBuffer) throws(ParseError) -> HTTPServerRequestPart? {
+        switch self.state {
+        case .failed:
+            throw .invalid("the connection already failed")
+        case .head(var scanned):
+            // Empty lines before a request line are skipped (RFC 9112, section 2.2).
+            while scanned == 0, buffer.readableBytes >= 2,
+                buffer.getInteger(at: buffer.readerIndex, as: UInt16.self) == 0x0D0A
+            {
+                buffer.moveReaderIndex(forwardBy: 2)
+            }
+            scanned = min(scanned, buffer.readableBytes)
+            guard let headLength = try self.findEndOfHead(buffer, scanned: scanned) else { return nil }
+            let (head, framing) = try Self.parseHead(buffer.readableBytesView.prefix(headLength), limits: self.limits)
+            buffer.moveReaderIndex(forwardBy: headLength)
+            switch framing {
+            case .none: self.state = .endOfMessage
+            case .length(let length): self.state = length == 0 ? .endOfMessage : .fixedBody(remaining: length)
+            case .chunked: self.state = .chunkSize
+            }
+            return .head(head)
+        case .endOfMessage:
+            self.state = .head(scanned: 0)
+            return .end(nil)
+        case .fixedBody(let remaining):
+            guard buffer.readableBytes > 0 else { return nil }
+            let count = min(remaining, buffer.readableBytes)
+            let slice = buffer.readSlice(length: count)!
+            self.state = count == remaining ? .endOfMessage : .fixedBody(remaining: remaining - count)
+            return .body(slice)
+        case .chunkSize:
+            guard let line = try Self.line(in: buffer, limit: Self.maxChunkLineBytes, what: "chunk size") else {
+                return nil
+            }
+            let size = try Self.chunkSize(buffer.readableBytesView.prefix(line.content))
+            buffer.moveReaderIndex(forwardBy: line.total)
+            self.state = size == 0 ? .trailers(bytes: 0) : .chunkData(remaining: size)
+            return try self.step(&buffer)
+        case .chunkData(let remaining):
+            guard buffer.readableBytes > 0 else { return nil }
+            let count = min(remaining, buffer.readableBytes)
+            let slice = buffer.readSlice(length: count)!
+            self.state = count == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - count)
+            return .body(slice)
+        case .chunkDataEnd:
+            guard buffer.readableBytes >= 2 else { return nil }
+            guard buffer.readInteger(as: UInt16.self) == 0x0D0A else {
+                throw .invalid("a chunk does not end with CRLF")
+            }
+            self.state = .chunkSize
+            return try self.step(&buffer)
+        case .trailers(let bytes):
+            // Trailer fields are read and ignored: nothing the broker does depends on them.
+            guard let line = try Self.line(in: buffer, limit: self.limits.maxHeaderBytes - bytes, what: "trailer")
+            else { return nil }
+            buffer.moveReaderIndex(forwardBy: line.total)
+            if line.content == 0 {
+                self.state = .head(scanned: 0)
+                return .end(nil)
+            }
+            self.state = .trailers(bytes: bytes + line.total)
+            return try self.step(&buffer)
+        }
+    }
+
+    // MARK: The head
+
+    /// The length of the head at the front of `buffer` (through its empty line), or nil while it is incomplete.
+    /// Where the reads end never changes the outcome: a head whose end is not within the limit is refused whether
+    /// it came whole or in pieces.
+    private mutating func findEndOfHead(_ buffer: ByteBuffer, scanned: Int) throws(ParseError) -> Int? {
+        guard let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) else { return nil }
+        // A lone CR may be the start of an empty line before the request, skipped once its LF is here.
+        if first == 0x0D && buffer.readableBytes == 1 { return nil }
+        // A head that starts with a byte no method can start with is refused at once, not after a timeout.
+        guard first.isHTTPTokenCharacter else { throw .invalid("the request line is not valid") }
+        let limit = self.limits.maxRequestLineBytes + self.limits.maxHeaderBytes + 4
+        let found: Int? = buffer.withUnsafeReadableBytes { bytes in
+            // Resume a few bytes back, so a CRLF CRLF split across reads is found.
+            var index = max(0, scanned - 3)
+            while index < bytes.count, let lf = bytes[index...].firstIndex(of: 0x0A) {
+                if lf >= 3 && bytes[lf - 1] == 0x0D && bytes[lf - 2] == 0x0A && bytes[lf - 3] == 0x0D {
+                    return lf + 1
+                }
+                // A head that ends with bare LFs is found too, and refused by the line reader.
+                if lf >= 1 && bytes[lf - 1] == 0x0A { return lf + 1 }
+                index = lf + 1
+            }
+            return nil
+        }
+        if let found {
+            guard found <= limit else { throw .headTooLarge }
+            return found
+        }
+        // Without an end in the first `limit` bytes, the end can only come later: too late.
+        guard buffer.readableBytes < limit else { throw .headTooLarge }
+        self.state = .head(scanned: buffer.readableBytes)
+        return nil
+    }
+
+    private enum Framing: Equatable {
+        case none
+        case length(Int)
+        case chunked
+    }
+
+    /// Parses a whole head, `bytes` ending in CRLF CRLF.
+    private static func parseHead(
+        _ bytes: ByteBufferView, limits: Limits
+    ) throws(ParseError) -> (HTTPRequestHead, Framing) {
+        var lines = LineReader(bytes: bytes)
+        guard let requestLine = try lines.next() else { throw .invalid("the request line is missing") }
+        guard requestLine.count <= limits.maxRequestLineBytes else { throw .headTooLarge }
+        let (method, uri, version) = try Self.parseRequestLine(requestLine)
+
+        var headers: [(String, String)] = []
+        var contentLength: Int?
+        var isChunked = false
+        var sawTransferEncoding = false
+        var headerBytes = 0
+        while let line = try lines.next() {
+            guard !line.isEmpty else { break }
+            headerBytes += line.count + 2
+            guard headerBytes <= limits.maxHeaderBytes, headers.count < limits.maxHeaderCount else {
+                throw .headTooLarge
+            }
+            let (name, value) = try Self.parseField(line)
+            headers.append((name, value))
+            if Self.equalsLowercased(name, "content-length") {
+                let length = try Self.contentLength(value)
+                if let contentLength, contentLength != length { throw .invalid("the Content-Length values differ") }
+                contentLength = length
+            } else if Self.equalsLowercased(name, "transfer-encoding") {
+                // Only `chunked`, once: a coding the broker cannot decode, or a list, is refused.
+                guard !sawTransferEncoding, Self.equalsLowercased(value, "chunked") else {
+                    throw .invalid("the only transfer coding accepted is a single chunked")
+                }
+                sawTransferEncoding = true
+                isChunked = true
+            }
+        }
+        if isChunked && contentLength != nil {
+            throw .invalid("a request has both Transfer-Encoding and Content-Length")
+        }
+        if isChunked && version.minor == 0 {
+            throw .invalid("HTTP/1.0 has no chunked transfer coding")
+        }
+        let framing: Framing = isChunked ? .chunked : contentLength.map { .length($0) } ?? .none
+        return (HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(headers)), framing)
+    }
+
+    private static func parseRequestLine(
+        _ line: ByteBufferView.SubSequence
+    ) throws(ParseError) -> (HTTPMethod, String, HTTPVersion) {
+        guard let firstSpace = line.firstIndex(of: 0x20) else { throw .invalid("the request line is not valid") }
+        let methodBytes = line[line.startIndex..<firstSpace]
+        guard !methodBytes.isEmpty, methodBytes.allSatisfy(\.isHTTPTokenCharacter) else {
+            throw .invalid("the method is not a token")
+        }
+        let rest = line[(firstSpace + 1)...]
+        guard let secondSpace = rest.firstIndex(of: 0x20) else { throw .invalid("the request line is not valid") }
+        let target = rest[rest.startIndex..<secondSpace]
+        // Any byte but controls, space and DEL; bytes over 0x7F are read as UTF-8 (repaired), as before.
+        guard !target.isEmpty, target.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else {
+            throw .invalid("the request target is not valid")
+        }
+        let versionBytes = rest[(secondSpace + 1)...]
+        let version: HTTPVersion
+        if versionBytes.elementsEqual("HTTP/1.1".utf8) {
+            version = .http1_1
+        } else if versionBytes.elementsEqual("HTTP/1.0".utf8) {
+            version = .http1_0
+        } else {
+            throw .invalid("only HTTP/1.0 and HTTP/1.1 are served")
+        }
+        return (Self.method(methodBytes), String(decoding: target, as: UTF8.self), version)
+    }
+
+    /// The method, without a `String` for the common ones.
+    private static func method(_ bytes: ByteBufferView.SubSequence) -> HTTPMethod {
+        switch bytes.count {
+        case 3:
+            if bytes.elementsEqual("GET".utf8) { return .GET }
+            if bytes.elementsEqual("PUT".utf8) { return .PUT }
+        case 4:
+            if bytes.elementsEqual("POST".utf8) { return .POST }
+            if bytes.elementsEqual("HEAD".utf8) { return .HEAD }
+        case 6:
+            if bytes.elementsEqual("DELETE".utf8) { return .DELETE }
+        case 7:
+            if bytes.elementsEqual("OPTIONS".utf8) { return .OPTIONS }
+        default:
+            break
+        }
+        return HTTPMethod(rawValue: String(decoding: bytes, as: UTF8.self))
+    }
+
+    private static func parseField(_ line: ByteBufferView.SubSequence) throws(ParseError) -> (String, String) {
+        guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else {
+            throw .invalid("a header line has no colon")
+        }
+        let name = line[line.startIndex..<colon]
+        // Also refuses a folded line (one that starts with a space) and a space before the colon.
+        guard !name.isEmpty, name.allSatisfy(\.isHTTPTokenCharacter) else {
+            throw .invalid("a header name is not a token")
+        }
+        var value = line[(colon + 1)...]
+        while let first = value.first, first == 0x20 || first == 0x09 { value = value.dropFirst() }
+        while let last = value.last, last == 0x20 || last == 0x09 { value = value.dropLast() }
+        guard value.allSatisfy({ $0 >= 0x20 ? $0 != 0x7F : $0 == 0x09 }) else {
+            throw .invalid("a header value has a control character")
+        }
+        return (String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self))
+    }
+
+    private static func contentLength(_ value: String) throws(ParseError) -> Int {
+        let utf8 = value.utf8
+        guard !utf8.isEmpty, utf8.count <= 18, utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+            throw .invalid("Content-Length is not a number")
+        }
+        return utf8.reduce(0) { $0 * 10 + Int($1 - 0x30) }
+    }
+
+    /// A chunk-size line: hex digits, then optional extensions (ignored).
+    private static func chunkSize(_ line: ByteBufferView.SubSequence) throws(ParseError) -> Int {
+        var size = 0
+        var digits = 0
+        var index = line.startIndex
+        while index < line.endIndex, let digit = line[index].hexDigitValue {
+            guard digits < 15 else { throw .invalid("a chunk size is too large") }
+            size = size << 4 | Int(digit)
+            digits += 1
+            index += 1
+        }
+        guard digits > 0 else { throw .invalid("a chunk size is not hexadecimal") }
+        let rest = line[index...]
+        guard rest.isEmpty || rest.first == UInt8(ascii: ";") || rest.first == 0x20 || rest.first == 0x09,
+            rest.allSatisfy({ $0 >= 0x20 ? $0 != 0x7F : $0 == 0x09 })
+        else { throw .invalid("a chunk size line is not valid") }
+        return size
+    }
+
+    // MARK: Bytes
+
+    /// The line at the front of `buffer`: its length without CRLF and with it; nil while incomplete.
+    private static func line(
+        in buffer: ByteBuffer, limit: Int, what: String
+    ) throws(ParseError) -> (content: Int, total: Int)? {
+        let view = buffer.readableBytesView
+        guard let lf = view.firstIndex(of: 0x0A) else {
+            guard view.count <= max(limit, 0) else { throw .invalid("a \(what) line is too long") }
+            return nil
+        }
+        let content = lf - view.startIndex - 1
+        guard content >= 0, view[lf - 1] == 0x0D else { throw .invalid("a \(what) line does not end with CRLF") }
+        guard content + 2 <= max(limit, 2) else { throw .invalid("a \(what) line is too long") }
+        guard !view[view.startIndex..<(lf - 1)].contains(0x0D) else {
+            throw .invalid("a \(what) line has a bare CR")
+        }
+        return (content, content + 2)
+    }
+
+    /// Splits a head into its CRLF-terminated lines, refusing a bare CR or LF.
+    private struct LineReader {
+        let bytes: ByteBufferView
+        var position: Int
+
+        init(bytes: ByteBufferView) {
+            self.bytes = bytes
+            self.position = bytes.startIndex
+        }
+
+        mutating func next() throws(ParseError) -> ByteBufferView.SubSequence? {
+            guard self.position < self.bytes.endIndex else { return nil }
+            let rest = self.bytes[self.position...]
+            guard let lf = rest.firstIndex(of: 0x0A) else { throw .invalid("a line does not end with CRLF") }
+            guard lf > self.position, self.bytes[lf - 1] == 0x0D else {
+                throw .invalid("a line ends with a bare LF")
+            }
+            let line = self.bytes[self.position..<(lf - 1)]
+            guard !line.contains(0x0D) else { throw .invalid("a line has a bare CR") }
+            self.position = lf + 1
+            return line
+        }
+    }
+
+    /// Whether `text` equals `lowercase` (ASCII, already lowercase) ignoring case.
+    private static func equalsLowercased(_ text: String, _ lowercase: StaticString) -> Bool {
+        let expected = UnsafeRawBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
+        let utf8 = text.utf8
+        guard utf8.count == expected.count else { return false }
+        return zip(utf8, expected).allSatisfy { byte, lower in
+            (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte) == lower
+        }
+    }
+}
