@@ -356,7 +356,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The signature shared by `RESTAPI.publish`, `broadcast` and `message`.
     private typealias PublishEndpoint = (RESTAPI) -> (
         RequestTarget, HTTPHeaders, ByteBuffer, Principal, any EventLoop
-    ) throws(APIError) -> EventLoopFuture<HTTPResponse>
+    ) throws(APIError) -> RESTAPI.Answer
 
     /// A publish, broadcast or direct message: a token that may publish (`401` before the body is read), one of the
     /// client's publishes per its rate (`429`), then `endpoint`'s answer once the broker has it.
@@ -369,11 +369,14 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             try endpoint(self.api)(
                 request.target, request.head.headers, request.body, principal, context.eventLoop)
         }
-        self.await(answer, head: request.head, context: context)
+        switch answer {
+        case .now(let response): self.respond(response, head: request.head, context: context)
+        case .later(let future): self.await(future, head: request.head, context: context)
+        }
     }
 
-    /// Answers `head` when `answer` completes: at once for a broker without a store (the future is already
-    /// complete), after the commit with one. Requests pipelined behind it wait until then.
+    /// Answers `head` when `answer` completes, after the commit of a durable store. Requests pipelined behind it
+    /// wait until then.
     private func await(
         _ answer: EventLoopFuture<HTTPResponse>, head: HTTPRequestHead, context: ChannelHandlerContext
     ) {

@@ -84,7 +84,10 @@ struct HTTPRequestParser {
             }
             scanned = min(scanned, buffer.readableBytes)
             guard let headLength = try self.findEndOfHead(buffer, scanned: scanned) else { return nil }
-            let (head, framing) = try Self.parseHead(buffer.readableBytesView.prefix(headLength), limits: self.limits)
+            let limits = self.limits
+            let (head, framing) = try buffer.withUnsafeReadableBytes { bytes in
+                Result { () throws(ParseError) in try Self.parseHead(bytes[..<headLength], limits: limits) }
+            }.get()
             buffer.moveReaderIndex(forwardBy: headLength)
             switch framing {
             case .none: self.state = .endOfMessage
@@ -105,7 +108,9 @@ struct HTTPRequestParser {
             guard let line = try Self.line(in: buffer, limit: Self.maxChunkLineBytes, what: "chunk size") else {
                 return nil
             }
-            let size = try Self.chunkSize(buffer.readableBytesView.prefix(line.content))
+            let size = try buffer.withUnsafeReadableBytes { bytes in
+                Result { () throws(ParseError) in try Self.chunkSize(bytes[..<line.content]) }
+            }.get()
             buffer.moveReaderIndex(forwardBy: line.total)
             self.state = size == 0 ? .trailers(bytes: 0) : .chunkData(remaining: size)
             return try self.step(&buffer)
@@ -179,7 +184,7 @@ struct HTTPRequestParser {
 
     /// Parses a whole head, `bytes` ending in CRLF CRLF.
     private static func parseHead(
-        _ bytes: ByteBufferView, limits: Limits
+        _ bytes: Bytes, limits: Limits
     ) throws(ParseError) -> (HTTPRequestHead, Framing) {
         var lines = LineReader(bytes: bytes)
         guard let requestLine = try lines.next() else { throw .invalid("the request line is missing") }
@@ -223,7 +228,7 @@ struct HTTPRequestParser {
     }
 
     private static func parseRequestLine(
-        _ line: ByteBufferView.SubSequence
+        _ line: Bytes
     ) throws(ParseError) -> (HTTPMethod, String, HTTPVersion) {
         guard let firstSpace = line.firstIndex(of: 0x20) else { throw .invalid("the request line is not valid") }
         let methodBytes = line[line.startIndex..<firstSpace]
@@ -246,11 +251,11 @@ struct HTTPRequestParser {
         } else {
             throw .invalid("only HTTP/1.0 and HTTP/1.1 are served")
         }
-        return (Self.method(methodBytes), String(decoding: target, as: UTF8.self), version)
+        return (Self.method(methodBytes), Self.string(target), version)
     }
 
     /// The method, without a `String` for the common ones.
-    private static func method(_ bytes: ByteBufferView.SubSequence) -> HTTPMethod {
+    private static func method(_ bytes: Bytes) -> HTTPMethod {
         switch bytes.count {
         case 3:
             if bytes.elementsEqual("GET".utf8) { return .GET }
@@ -265,10 +270,10 @@ struct HTTPRequestParser {
         default:
             break
         }
-        return HTTPMethod(rawValue: String(decoding: bytes, as: UTF8.self))
+        return HTTPMethod(rawValue: Self.string(bytes))
     }
 
-    private static func parseField(_ line: ByteBufferView.SubSequence) throws(ParseError) -> (String, String) {
+    private static func parseField(_ line: Bytes) throws(ParseError) -> (String, String) {
         guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else {
             throw .invalid("a header line has no colon")
         }
@@ -283,7 +288,7 @@ struct HTTPRequestParser {
         guard value.allSatisfy({ $0 >= 0x20 ? $0 != 0x7F : $0 == 0x09 }) else {
             throw .invalid("a header value has a control character")
         }
-        return (String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self))
+        return (Self.string(name), Self.string(value))
     }
 
     private static func contentLength(_ value: String) throws(ParseError) -> Int {
@@ -295,7 +300,7 @@ struct HTTPRequestParser {
     }
 
     /// A chunk-size line: hex digits, then optional extensions (ignored).
-    private static func chunkSize(_ line: ByteBufferView.SubSequence) throws(ParseError) -> Int {
+    private static func chunkSize(_ line: Bytes) throws(ParseError) -> Int {
         var size = 0
         var digits = 0
         var index = line.startIndex
@@ -335,15 +340,15 @@ struct HTTPRequestParser {
 
     /// Splits a head into its CRLF-terminated lines, refusing a bare CR or LF.
     private struct LineReader {
-        let bytes: ByteBufferView
+        let bytes: Bytes
         var position: Int
 
-        init(bytes: ByteBufferView) {
+        init(bytes: Bytes) {
             self.bytes = bytes
             self.position = bytes.startIndex
         }
 
-        mutating func next() throws(ParseError) -> ByteBufferView.SubSequence? {
+        mutating func next() throws(ParseError) -> Bytes? {
             guard self.position < self.bytes.endIndex else { return nil }
             let rest = self.bytes[self.position...]
             guard let lf = rest.firstIndex(of: 0x0A) else { throw .invalid("a line does not end with CRLF") }
@@ -355,6 +360,14 @@ struct HTTPRequestParser {
             self.position = lf + 1
             return line
         }
+    }
+
+    /// The bytes of a head: slices of the received buffer's memory, read in place.
+    private typealias Bytes = Slice<UnsafeRawBufferPointer>
+
+    /// `bytes` as text; invalid UTF-8 is repaired to U+FFFD.
+    private static func string(_ bytes: Bytes) -> String {
+        String(decoding: UnsafeRawBufferPointer(rebasing: bytes), as: UTF8.self)
     }
 
     /// Whether `text` equals `lowercase` (ASCII, already lowercase) ignoring case.

@@ -12,9 +12,13 @@ struct HTTPResponse: Sendable {
     /// `headers` already hold the CORS headers (preflight answers).
     var includesCORS = false
 
+    /// The headers of a JSON answer, shared so that the common answer builds no array.
+    private static let jsonHeaders = [("Content-Type", "application/json")]
+
     static func json(_ body: String, status: HTTPResponseStatus = .ok, headers: [(String, String)] = []) -> HTTPResponse
     {
-        HTTPResponse(status: status, headers: [("Content-Type", "application/json")] + headers, body: body)
+        HTTPResponse(
+            status: status, headers: headers.isEmpty ? Self.jsonHeaders : Self.jsonHeaders + headers, body: body)
     }
 
     static func error(_ error: APIError) -> HTTPResponse {

@@ -15,17 +15,26 @@ struct RESTAPI: Sendable {
 
     // MARK: Publishing
 
+    /// The answer to a publish: at once from a broker that keeps events in memory, once the commit is done from one
+    /// with a durable store.
+    enum Answer {
+        case now(HTTPResponse)
+        case later(EventLoopFuture<HTTPResponse>)
+    }
+
     /// Decodes and checks the request now (throwing its `4xx`); the answer comes once the broker has published the
     /// event, which with a durable store is after its commit.
     func publish(
         target: RequestTarget, headers: HTTPHeaders, body: ByteBuffer, principal: Principal = .open,
         on eventLoop: any EventLoop
-    ) throws(APIError) -> EventLoopFuture<HTTPResponse> {
+    ) throws(APIError) -> Answer {
         let fields = try PublishBody.decode(
             kind: .publish, contentType: headers.first(name: "content-type"), target: target, body: body)
-        return try self.publish(
-            fields, idempotencyKey: try Self.idempotencyKey(headers), principal: principal, on: eventLoop
-        ).map(Self.published)
+        let request = try self.request(
+            fields, idempotencyKey: try Self.idempotencyKey(headers), principal: principal)
+        return self.answer(
+            on: eventLoop, Self.published, now: { () throws(BrokerError) in try self.broker.publish(request) },
+            later: { self.broker.publish(request, promise: $0) })
     }
 
     /// Publishes decoded fields (from a REST body or a WebSocket `publish` message) once `principal` may publish to
@@ -33,6 +42,35 @@ struct RESTAPI: Sendable {
     func publish(
         _ fields: PublishBody, idempotencyKey: String?, principal: Principal = .open, on eventLoop: any EventLoop
     ) throws(APIError) -> EventLoopFuture<PublishResult> {
+        let request = try self.request(fields, idempotencyKey: idempotencyKey, principal: principal)
+        let promise = eventLoop.makePromise(of: PublishResult.self)
+        self.broker.publish(request, promise: promise)
+        return promise.futureResult
+    }
+
+    /// The broker's answer to a publish, a broadcast or a direct message, turned into a response by `response`:
+    /// `now` without a durable store (no promise, no future), else `later` with a promise completed after the
+    /// commit. A refusal becomes its error response either way.
+    private func answer(
+        on eventLoop: any EventLoop, _ response: @escaping @Sendable (PublishResult) -> HTTPResponse,
+        now: () throws(BrokerError) -> PublishResult, later: (EventLoopPromise<PublishResult>) -> Void
+    ) -> Answer {
+        guard self.broker.isDurable else {
+            do {
+                return .now(response(try now()))
+            } catch {
+                return .now(.error(APIError(publishFailure: error)))
+            }
+        }
+        let promise = eventLoop.makePromise(of: PublishResult.self)
+        later(promise)
+        return .later(promise.futureResult.map(response))
+    }
+
+    /// The broker's request for decoded fields, once `principal` may publish to every topic they name.
+    private func request(
+        _ fields: PublishBody, idempotencyKey: String?, principal: Principal
+    ) throws(APIError) -> PublishRequest {
         guard !fields.topics.isEmpty else {
             throw APIError(
                 .badRequest, "missing_field",
@@ -44,20 +82,17 @@ struct RESTAPI: Sendable {
             do { topics.append(try TopicName(name)) } catch { throw APIError(error) }
         }
         try Self.authorize { () throws(AuthorizationError) in try principal.authorizePublish(to: topics) }
-        let request = PublishRequest(
+        return PublishRequest(
             topics: topics, data: data, dataIsJSON: fields.dataIsJSON, eventType: fields.event,
             retryMilliseconds: fields.retry, isPrivate: fields.isPrivate,
             isEphemeral: fields.isEphemeral, idempotencyKey: idempotencyKey)
-        let promise = eventLoop.makePromise(of: PublishResult.self)
-        self.broker.publish(request, promise: promise)
-        return promise.futureResult
     }
 
     /// Needs a `broker.publish` selector matching `$broadcast` when authorization is on.
     func broadcast(
         target: RequestTarget, headers: HTTPHeaders, body: ByteBuffer, principal: Principal = .open,
         on eventLoop: any EventLoop
-    ) throws(APIError) -> EventLoopFuture<HTTPResponse> {
+    ) throws(APIError) -> Answer {
         try Self.authorize { () throws(AuthorizationError) in try principal.authorizePublish(to: [.broadcast]) }
         let fields = try PublishBody.decode(
             kind: .broadcast, contentType: headers.first(name: "content-type"), target: target, body: body)
@@ -66,17 +101,24 @@ struct RESTAPI: Sendable {
         }
         let data = try Self.requireData(fields)
         let key = try Self.idempotencyKey(headers)
-        let promise = eventLoop.makePromise(of: PublishResult.self)
-        self.broker.broadcast(
-            data: data, dataIsJSON: fields.dataIsJSON, eventType: fields.event, idempotencyKey: key, promise: promise)
-        return promise.futureResult.map(Self.published)
+        return self.answer(
+            on: eventLoop, Self.published,
+            now: { () throws(BrokerError) in
+                try self.broker.broadcast(
+                    data: data, dataIsJSON: fields.dataIsJSON, eventType: fields.event, idempotencyKey: key)
+            },
+            later: {
+                self.broker.broadcast(
+                    data: data, dataIsJSON: fields.dataIsJSON, eventType: fields.event, idempotencyKey: key,
+                    promise: $0)
+            })
     }
 
     /// Needs a `broker.publish` selector matching `$direct` when authorization is on.
     func message(
         target: RequestTarget, headers: HTTPHeaders, body: ByteBuffer, principal: Principal = .open,
         on eventLoop: any EventLoop
-    ) throws(APIError) -> EventLoopFuture<HTTPResponse> {
+    ) throws(APIError) -> Answer {
         try Self.authorize { () throws(AuthorizationError) in
             try principal.authorizePublish(to: [Principal.directMessages])
         }
@@ -98,16 +140,24 @@ struct RESTAPI: Sendable {
         }
         let data = try Self.requireData(fields)
         let key = try Self.idempotencyKey(headers)
-        let promise = eventLoop.makePromise(of: PublishResult.self)
-        self.broker.sendDirect(
-            to: recipient, data: data, dataIsJSON: fields.dataIsJSON, eventType: fields.event, idempotencyKey: key,
-            promise: promise)
-        return promise.futureResult.map { result in
-            var json = JSONObjectWriter()
-            json.string("id", result.id.description)
-            json.int("subscribers", result.subscribers)
-            return .json(json.finish(), headers: result.isReplay ? [("Idempotent-Replayed", "true")] : [])
-        }
+        return self.answer(
+            on: eventLoop,
+            { result in
+                var json = JSONObjectWriter()
+                json.string("id", result.id.description)
+                json.int("subscribers", result.subscribers)
+                return .json(json.finish(), headers: result.isReplay ? [("Idempotent-Replayed", "true")] : [])
+            },
+            now: { () throws(BrokerError) in
+                try self.broker.sendDirect(
+                    to: recipient, data: data, dataIsJSON: fields.dataIsJSON, eventType: fields.event,
+                    idempotencyKey: key)
+            },
+            later: {
+                self.broker.sendDirect(
+                    to: recipient, data: data, dataIsJSON: fields.dataIsJSON, eventType: fields.event,
+                    idempotencyKey: key, promise: $0)
+            })
     }
 
     /// Runs a policy check, turning its refusal into the `401` or `403` answer.
