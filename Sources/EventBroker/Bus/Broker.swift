@@ -597,9 +597,10 @@ public final class Broker: Sendable {
             guard let client = state.registry.remove(subscriber.clientID) else {
                 preconditionFailure("client \(subscriber.clientID) changes selectors without being subscribed")
             }
-            let changed = SubscriptionRegistry.Client(
+            var changed = SubscriptionRegistry.Client(
                 shardIndex: client.shardIndex, selectors: new, transport: client.transport, userID: client.userID,
                 name: client.name, sinceMilliseconds: client.sinceMilliseconds)
+            changed.joinOrder = client.joinOrder
             state.registry.add(subscriber.clientID, changed)
             let pending = shard.takePending()
             let handoff = state.lastPublished

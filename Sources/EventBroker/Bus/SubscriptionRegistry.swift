@@ -14,6 +14,9 @@ struct SubscriptionRegistry {
         let name: String?
         /// When it subscribed, in milliseconds since 1970.
         let sinceMilliseconds: UInt64
+        /// Its place among the clients that subscribed in the same millisecond; 0 until `add` gives it one. A
+        /// client re-added with new selectors passes its old one, and keeps its place.
+        var joinOrder: UInt64 = 0
 
         /// The topics it is a member of for presence: those it names exactly, reserved ones aside. Long polls are
         /// never members: they come and go with each request.
@@ -28,6 +31,8 @@ struct SubscriptionRegistry {
     }
 
     private(set) var clients: [ClientID: Client] = [:]
+    /// The next `Client.joinOrder`.
+    private var nextJoinOrder: UInt64 = 1
     /// Presence: the members of each topic (see `Client.presenceTopics`).
     private var members: [TopicName: Set<ClientID>] = [:]
     private var exactCounts: [TopicName: Int] = [:]
@@ -43,6 +48,11 @@ struct SubscriptionRegistry {
     }
 
     mutating func add(_ id: ClientID, _ client: Client) {
+        var client = client
+        if client.joinOrder == 0 {
+            client.joinOrder = self.nextJoinOrder
+            self.nextJoinOrder += 1
+        }
         precondition(self.clients.updateValue(client, forKey: id) == nil, "client \(id) registered twice")
         self.clientsPerShard[client.shardIndex] += 1
         self.countsByTransport[client.transport, default: 0] += 1
@@ -77,17 +87,20 @@ struct SubscriptionRegistry {
     /// How many clients are members of `topic` now.
     func memberCount(of topic: TopicName) -> Int { self.members[topic]?.count ?? 0 }
 
-    /// The members of `topic`, earliest first, at most `limit` of them.
+    /// The members of `topic`, earliest first (in join order within a millisecond), at most `limit` of them.
     func members(of topic: TopicName, limit: Int) -> [TopicMember] {
         guard let ids = self.members[topic] else { return [] }
         var list = ids.compactMap { id in
             self.clients[id].map {
-                TopicMember(
-                    clientID: id, name: $0.name, transport: $0.transport, sinceMilliseconds: $0.sinceMilliseconds)
+                (
+                    member: TopicMember(
+                        clientID: id, name: $0.name, transport: $0.transport, sinceMilliseconds: $0.sinceMilliseconds),
+                    sinceMilliseconds: $0.sinceMilliseconds, joinOrder: $0.joinOrder
+                )
             }
         }
-        list.sort { ($0.sinceMilliseconds, $0.clientID.rawValue) < ($1.sinceMilliseconds, $1.clientID.rawValue) }
-        return Array(list.prefix(limit))
+        list.sort { ($0.sinceMilliseconds, $0.joinOrder) < ($1.sinceMilliseconds, $1.joinOrder) }
+        return Array(list.prefix(limit)).map(\.member)
     }
 
     private mutating func adjust(_ selector: TopicSelector, by delta: Int) {
