@@ -43,27 +43,28 @@ struct JSONObjectWriter {
         self.text.reserveCapacity(capacity)
     }
 
-    private mutating func key(_ key: String) {
-        if !self.isFirst { self.text += "," }
+    /// Keys are literals, always plain ASCII names: written as they are, with no escaping to check.
+    private mutating func key(_ key: StaticString) {
+        self.text += self.isFirst ? "\"" : ",\""
         self.isFirst = false
-        JSONValue.writeString(key, to: &self.text)
-        self.text += ":"
+        key.withUTF8Buffer { self.text += String(decoding: $0, as: UTF8.self) }
+        self.text += "\":"
     }
 
     /// `json` is already JSON text.
-    mutating func raw(_ key: String, _ json: String) {
+    mutating func raw(_ key: StaticString, _ json: String) {
         self.key(key)
         self.text += json
     }
 
-    mutating func string(_ key: String, _ value: String?) {
+    mutating func string(_ key: StaticString, _ value: String?) {
         self.key(key)
         if let value { JSONValue.writeString(value, to: &self.text) } else { self.text += "null" }
     }
 
-    mutating func int(_ key: String, _ value: Int) { self.raw(key, String(value)) }
-    mutating func bool(_ key: String, _ value: Bool) { self.raw(key, value ? "true" : "false") }
-    mutating func strings(_ key: String, _ values: some Sequence<String>) {
+    mutating func int(_ key: StaticString, _ value: Int) { self.raw(key, String(value)) }
+    mutating func bool(_ key: StaticString, _ value: Bool) { self.raw(key, value ? "true" : "false") }
+    mutating func strings(_ key: StaticString, _ values: some Sequence<String>) {
         self.key(key)
         self.text += "["
         for (index, value) in values.enumerated() {
