@@ -29,13 +29,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_for_port() {
-    for _ in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "nothing listens on port $1" >&2; return 1
-}
+# shellcheck source=scripts/lib/wait-for-port.sh
+source scripts/lib/wait-for-port.sh
 
 run() {  # $1: label; the rest: store flags
     local label=$1; shift
