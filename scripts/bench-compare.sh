@@ -2,7 +2,7 @@
 # Runs the same benchmark scenarios against the release EventBroker and against nginx + nchan, on loopback, in turn,
 # for several rounds, and prints a table of medians with EventBroker/nchan ratios.
 #
-#   scripts/bench-compare.sh [rounds]        (default 3; results in bench-results/, JSON lines per run)
+#   scripts/bench-compare.sh [rounds]        (default 5; results in bench-results/, JSON lines per run)
 #
 # Both servers get the machine's cores: EventBroker one event loop per core, nginx one worker per core
 # (NCHAN_WORKERS overrides; see BENCHMARKS.md for why that is nchan's best setting here). Every process this script
@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ROUNDS=${1:-3}
+ROUNDS=${1:-5}
 CORES=$(nproc)
 NCHAN_WORKERS=${NCHAN_WORKERS:-$CORES}
 BROKER_PORT=${BROKER_PORT:-18080}
