@@ -144,8 +144,9 @@ import Testing
         try await withTestTimeout {
             let server = try await CannedHTTPServer.start()
             async let requests = server.serve([.init([eventStreamHead, chunk(Self.connectedFrame)], holdOpen: true)])
-            // Long enough for a loaded machine to deliver the first frame; the idle timer starts at connect.
-            let client = try SSEClient(url: BrokerURL(server.url()), idleTimeout: .seconds(2))
+            // Long enough for a loaded machine to deliver the first frame; the idle timer starts at connect. 2 s was
+            // not: with every suite running in parallel on two cores, the frame once came later.
+            let client = try SSEClient(url: BrokerURL(server.url()), idleTimeout: .seconds(5))
             var messages: [SSEMessage] = []
             await #expect {
                 try await client.connect { messages.append($0) }

@@ -12,8 +12,8 @@ import NIOWebSocket
 /// JSON `400` (`431` for an oversized head) and the connection is closed.
 ///
 /// Answers are written whole, in request order: the bytes of a request pipelined behind a long poll or a publish
-/// stay unparsed in `received` until that answer is out. On `ChannelShouldQuiesceEvent` an idle connection closes at once, a busy one after its
-/// answer, and a long poll answers immediately.
+/// stay unparsed in `received` until that answer is out. On `ChannelShouldQuiesceEvent` an idle connection closes at
+/// once, a busy one after its answer, and a long poll answers immediately.
 final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -258,10 +258,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func receivedEnd(context: ChannelHandlerContext) {
         self.pipelineHandlers.timeout.requestCompleted()
         switch self.state {
-        case .idle, .waiting, .publishing, .handedOff:
-            return
-        case .discarding:
-            self.state = .idle
+        case .idle, .waiting, .publishing, .discarding, .handedOff:
+            return  // no request is being read: the last four parse nothing
         case .refused(let head, let error):
             self.state = .idle
             self.respond(.error(error), head: head, context: context)
