@@ -99,10 +99,8 @@ struct HTTPRequestParser {
             self.state = .head(scanned: 0)
             return .end(nil)
         case .fixedBody(let remaining):
-            guard buffer.readableBytes > 0 else { return nil }
-            let count = min(remaining, buffer.readableBytes)
-            let slice = buffer.readSlice(length: count)!
-            self.state = count == remaining ? .endOfMessage : .fixedBody(remaining: remaining - count)
+            guard let (slice, left) = Self.bodySlice(of: &buffer, remaining: remaining) else { return nil }
+            self.state = left == 0 ? .endOfMessage : .fixedBody(remaining: left)
             return .body(slice)
         case .chunkSize:
             guard let line = try Self.line(in: buffer, limit: Self.maxChunkLineBytes, what: "chunk size") else {
@@ -115,10 +113,8 @@ struct HTTPRequestParser {
             self.state = size == 0 ? .trailers(bytes: 0) : .chunkData(remaining: size)
             return try self.step(&buffer)
         case .chunkData(let remaining):
-            guard buffer.readableBytes > 0 else { return nil }
-            let count = min(remaining, buffer.readableBytes)
-            let slice = buffer.readSlice(length: count)!
-            self.state = count == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - count)
+            guard let (slice, left) = Self.bodySlice(of: &buffer, remaining: remaining) else { return nil }
+            self.state = left == 0 ? .chunkDataEnd : .chunkData(remaining: left)
             return .body(slice)
         case .chunkDataEnd:
             guard buffer.readableBytes >= 2 else { return nil }
@@ -139,6 +135,14 @@ struct HTTPRequestParser {
             self.state = .trailers(bytes: bytes + line.total)
             return try self.step(&buffer)
         }
+    }
+
+    /// As much of the `remaining` body bytes as `buffer` holds, as a slice, and how many are still to come; nil when
+    /// it holds none.
+    private static func bodySlice(of buffer: inout ByteBuffer, remaining: Int) -> (ByteBuffer, left: Int)? {
+        guard buffer.readableBytes > 0 else { return nil }
+        let count = min(remaining, buffer.readableBytes)
+        return (buffer.readSlice(length: count)!, remaining - count)
     }
 
     // MARK: The head
