@@ -1,6 +1,5 @@
 import Histogram
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 
 #if canImport(Glibc)
@@ -205,7 +204,6 @@ public struct BenchRunner: Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(
                         PublisherHandler(index: index, configuration: configuration, done: done, counter: counter))
                 }

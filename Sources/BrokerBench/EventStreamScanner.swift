@@ -28,7 +28,7 @@ struct EventStreamScanner {
 
     private enum State {
         /// Reading a chunk size; after `;` an extension, ignored up to the line's end.
-        case chunkSize(value: Int, sawDigit: Bool, inExtension: Bool)
+        case chunkSize(ChunkSizeLine)
         case chunkSizeLF(value: Int)
         case chunkData(remaining: Int)
         case chunkDataCR
@@ -44,7 +44,7 @@ struct EventStreamScanner {
     /// - Parameters:
     ///   - chunked: Whether the response has `Transfer-Encoding: chunked`; if not, the bytes are all body.
     init(chunked: Bool) {
-        self.state = chunked ? .chunkSize(value: 0, sawDigit: false, inExtension: false) : .plainBody
+        self.state = chunked ? .chunkSize(ChunkSizeLine()) : .plainBody
         self.openLine.reserveCapacity(Self.lineHeadBytes)
     }
 
@@ -66,9 +66,15 @@ struct EventStreamScanner {
         var index = 0
         while index < bytes.count {
             switch self.state {
-            case .chunkSize(let value, let sawDigit, let inExtension):
-                index = try self.readChunkSize(
-                    bytes, from: index, value: value, sawDigit: sawDigit, inExtension: inExtension)
+            case .chunkSize(var line):
+                let ended: Bool
+                do {
+                    (index, ended) = try line.read(bytes, from: index)
+                } catch {
+                    throw .badChunkSize
+                }
+                // An empty size line ends the stream like a 0 chunk.
+                self.state = ended ? line.size.map { .chunkSizeLF(value: $0) } ?? .finished : .chunkSize(line)
             case .chunkSizeLF(let value):
                 index += 1
                 self.state = value == 0 ? .finished : .chunkData(remaining: value)
@@ -82,7 +88,7 @@ struct EventStreamScanner {
                 self.state = .chunkDataLF
             case .chunkDataLF:
                 index += 1
-                self.state = .chunkSize(value: 0, sawDigit: false, inExtension: false)
+                self.state = .chunkSize(ChunkSizeLine())
             case .plainBody:
                 self.scanLines(UnsafeRawBufferPointer(rebasing: bytes[index...]), onLine: onLine)
                 index = bytes.count
@@ -90,36 +96,6 @@ struct EventStreamScanner {
                 return
             }
         }
-    }
-
-    /// Reads a chunk size line from `start` up to its `\r`, or to the end of `bytes`; returns the index after the
-    /// bytes it took.
-    private mutating func readChunkSize(
-        _ bytes: UnsafeRawBufferPointer, from start: Int, value: Int, sawDigit: Bool, inExtension: Bool
-    ) throws(EventStreamScanner.Error) -> Int {
-        var value = value
-        var sawDigit = sawDigit
-        var inExtension = inExtension
-        var index = start
-        while index < bytes.count {
-            let byte = bytes[index]
-            index += 1
-            if byte == UInt8(ascii: "\r") {
-                self.state = sawDigit ? .chunkSizeLF(value: value) : .finished
-                return index
-            } else if inExtension {
-                continue
-            } else if byte == UInt8(ascii: ";") {
-                inExtension = true
-            } else if let digit = Self.hexValue(byte), value <= Int.max >> 4 {
-                value = value << 4 | digit
-                sawDigit = true
-            } else {
-                throw .badChunkSize
-            }
-        }
-        self.state = .chunkSize(value: value, sawDigit: sawDigit, inExtension: inExtension)
-        return index
     }
 
     /// Hands out each line that ends in `bytes` and keeps the head of the one left open at its end.
@@ -144,15 +120,6 @@ struct EventStreamScanner {
         let room = Self.lineHeadBytes - self.openLine.count
         guard room > 0, !bytes.isEmpty else { return }
         self.openLine.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes.prefix(room)))
-    }
-
-    private static func hexValue(_ byte: UInt8) -> Int? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return Int(byte - UInt8(ascii: "0"))
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return Int(byte - UInt8(ascii: "a") + 10)
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return Int(byte - UInt8(ascii: "A") + 10)
-        default: return nil
-        }
     }
 }
 

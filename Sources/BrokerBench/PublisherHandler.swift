@@ -1,11 +1,14 @@
 import NIOCore
-import NIOHTTP1
 
 /// One keep-alive publishing connection: sends its share of the events one request at a time, paced to its share of
 /// the rate, and stamps each payload with its publisher index, per-topic sequence and send time.
+///
+/// Like ``SubscriberHandler`` it speaks just enough HTTP/1.1 to stay cheap, so the load generator leaves the CPU to
+/// the broker: each request is written into one reused buffer from bytes prepared once per topic, and the answers
+/// go through an ``HTTPResponseScanner``, which finds where each ends and its status without building strings.
 final class PublisherHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private let index: Int
     private let configuration: BenchConfiguration
@@ -17,13 +20,19 @@ final class PublisherHandler: ChannelInboundHandler {
     private var sentCount = 0
     private var sequenceByTopic: [Int]
     private var startNanoseconds: UInt64 = 0
-    private var failures = 0
     private let padding: [UInt8]
     private let interval: UInt64
-    /// The body template split at `{data}` and `{topic}` once, and each topic's request line prefix.
+    /// The body template split at `{data}` and `{topic}` once.
     private let bodyParts: [BodyPart]
-    private let uris: [String]
-    private let headers: HTTPHeaders
+    /// Each topic's request head up to the `Content-Length` value, and its name.
+    private let heads: [[UInt8]]
+    private let topicNames: [[UInt8]]
+    /// Reused for every request: a request is written before its answer arrives, so the buffer is free again then.
+    private var request: ByteBuffer
+    private var body: ByteBuffer
+    private var scanner = HTTPResponseScanner()
+    /// Whether a request is waiting for its answer.
+    private var awaitingResponse = false
 
     enum BodyPart {
         case text([UInt8])
@@ -44,10 +53,15 @@ final class PublisherHandler: ChannelInboundHandler {
             configuration.rate > 0
             ? UInt64(1_000_000_000.0 * Double(configuration.publishers) / Double(configuration.rate)) : 0
         self.bodyParts = Self.parse(configuration.bodyTemplate)
-        self.uris = (0..<configuration.topics).map {
-            configuration.path(configuration.publishPath, topic: configuration.topic($0))
+        self.heads = (0..<configuration.topics).map {
+            let target = configuration.path(configuration.publishPath, topic: configuration.topic($0))
+            return Array(
+                "POST \(target) HTTP/1.1\r\nHost: \(configuration.host)\r\nContent-Type: \(configuration.contentType)\r\n"
+                    .utf8) + Array("Content-Length: ".utf8)
         }
-        self.headers = HTTPHeaders([("Host", configuration.host), ("Content-Type", configuration.contentType)])
+        self.topicNames = (0..<configuration.topics).map { Array(configuration.topic($0).utf8) }
+        self.request = ByteBuffer()
+        self.body = ByteBuffer()
     }
 
     static func parse(_ template: String) -> [BodyPart] {
@@ -103,44 +117,62 @@ final class PublisherHandler: ChannelInboundHandler {
         self.sequenceByTopic[topicIndex] += 1
         self.nextEvent += self.configuration.publishers
         self.sentCount += 1
-        // The payload: "<publisher> <sequence> <send time ns> " padded with 'x' to the configured size.
-        var payload = context.channel.allocator.buffer(capacity: self.padding.count + 48)
-        payload.writeString(String(self.index))
-        payload.writeInteger(UInt8(ascii: " "))
-        payload.writeString(String(sequence))
-        payload.writeInteger(UInt8(ascii: " "))
-        payload.writeString(String(NIODeadline.now().uptimeNanoseconds))
-        payload.writeInteger(UInt8(ascii: " "))
-        if self.padding.count > payload.readableBytes {
-            payload.writeBytes(self.padding[payload.readableBytes...])
-        }
-        var body = context.channel.allocator.buffer(capacity: payload.readableBytes + 64)
+        // The body, with the payload "<publisher> <sequence> <send time ns> " padded with 'x' to the configured size.
+        self.body.clear()
         for part in self.bodyParts {
             switch part {
-            case .text(let bytes): body.writeBytes(bytes)
-            case .data: body.writeImmutableBuffer(payload)
-            case .topic: body.writeString(self.configuration.topic(topicIndex))
+            case .text(let bytes):
+                self.body.writeBytes(bytes)
+            case .data:
+                let payloadStart = self.body.writerIndex
+                self.body.writeDecimal(UInt64(self.index))
+                self.body.writeInteger(UInt8(ascii: " "))
+                self.body.writeDecimal(UInt64(sequence))
+                self.body.writeInteger(UInt8(ascii: " "))
+                self.body.writeDecimal(NIODeadline.now().uptimeNanoseconds)
+                self.body.writeInteger(UInt8(ascii: " "))
+                let written = self.body.writerIndex - payloadStart
+                if self.padding.count > written { self.body.writeBytes(self.padding[written...]) }
+            case .topic:
+                self.body.writeBytes(self.topicNames[topicIndex])
             }
         }
-        var headers = self.headers
-        headers.add(name: "Content-Length", value: String(body.readableBytes))
-        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: self.uris[topicIndex], headers: headers)
-        context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
-        context.write(Self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+        self.request.clear()
+        self.request.writeBytes(self.heads[topicIndex])
+        self.request.writeDecimal(UInt64(self.body.readableBytes))
+        self.request.writeStaticString("\r\n\r\n")
+        self.request.writeImmutableBuffer(self.body)
+        self.awaitingResponse = true
+        context.writeAndFlush(Self.wrapOutboundOut(self.request), promise: nil)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch Self.unwrapInboundIn(data) {
-        case .head(let head):
-            if head.status.code >= 300 { self.failures += 1 }
-        case .body:
-            break
-        case .end:
-            self.counter.addPublished(1, failed: self.failures)
-            self.failures = 0
-            self.sendNext()
+        let buffer = Self.unwrapInboundIn(data)
+        var statuses = (count: 0, failures: 0)
+        do {
+            try buffer.withUnsafeReadableBytes { bytes throws(HTTPResponseScanner.Error) in
+                try self.scanner.feed(bytes) { status in
+                    statuses.count += 1
+                    if status >= 300 { statuses.failures += 1 }
+                }
+            }
+        } catch {
+            self.fail(context: context, "bad publish answer: \(error)")
+            return
         }
+        guard statuses.count > 0 else { return }
+        guard statuses.count == 1, self.awaitingResponse else {
+            self.fail(context: context, "an answer came for a request that was not sent")
+            return
+        }
+        self.awaitingResponse = false
+        self.counter.addPublished(1, failed: statuses.failures)
+        self.sendNext()
+    }
+
+    private func fail(context: ChannelHandlerContext, _ reason: String) {
+        self.done.fail(BenchError(reason))
+        context.close(promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -156,3 +188,22 @@ final class PublisherHandler: ChannelInboundHandler {
 
 @available(*, unavailable)
 extension PublisherHandler: Sendable {}
+
+extension ByteBuffer {
+    /// Writes `value` in decimal ASCII, without building a string.
+    mutating func writeDecimal(_ value: UInt64) {
+        var digits = 1
+        var rest = value / 10
+        while rest > 0 {
+            digits += 1
+            rest /= 10
+        }
+        let start = self.writerIndex
+        self.writeRepeatingByte(UInt8(ascii: "0"), count: digits)
+        var remaining = value
+        for offset in (0..<digits).reversed() {
+            self.setInteger(UInt8(ascii: "0") + UInt8(remaining % 10), at: start + offset)
+            remaining /= 10
+        }
+    }
+}
