@@ -4,6 +4,14 @@ import json
 import statistics
 import sys
 
+
+def per_unit(result, key, rate):
+    """The bench's CPU time per unit; results written before it reported one estimate it from CPU % and the rate."""
+    if result.get(key) is not None:
+        return result[key]
+    return result["brokerCPUPercent"] / 100 / result[rate] * 1e6
+
+
 # scenario -> [(label, extractor, better)]
 METRICS = {
     "latency": [
@@ -16,6 +24,8 @@ METRICS = {
         ("deliveries/s", lambda r: r["deliveriesPerSecond"], "higher"),
         ("p99 latency (ms)", lambda r: r["latencyMs"]["p99"], "lower"),
         ("broker CPU %", lambda r: r["brokerCPUPercent"], "lower"),
+        # Efficiency, however busy the machine was: the broker's CPU time per delivery.
+        ("broker CPU µs per delivery", lambda r: per_unit(r, "brokerCPUMicrosPerDelivery", "deliveriesPerSecond"), "lower"),
     ],
     "idle": [
         ("bytes per idle connection", lambda r: r["bytesPerSubscriber"], "lower"),
@@ -24,6 +34,7 @@ METRICS = {
     "publish": [
         ("publishes/s", lambda r: r["publishesPerSecond"], "higher"),
         ("broker CPU %", lambda r: r["brokerCPUPercent"], "lower"),
+        ("broker CPU µs per publish", lambda r: per_unit(r, "brokerCPUMicrosPerPublish", "publishesPerSecond"), "lower"),
     ],
 }
 
@@ -42,7 +53,7 @@ def main(path):
         for label, extract, _ in METRICS.get(run["scenario"], []):
             try:
                 value = extract(result)
-            except (KeyError, TypeError):
+            except (KeyError, TypeError, ZeroDivisionError):
                 continue
             if value is not None:
                 values.setdefault(key + (label,), []).append(value)

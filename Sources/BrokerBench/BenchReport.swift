@@ -18,6 +18,8 @@ public struct BenchReport: Sendable {
     public var brokerResidentBytesConnected: Int?
     public var brokerResidentBytesAfter: Int?
     public var brokerCPUPercent: Double?
+    /// The broker's CPU time (user and system) from the first publish to the last delivery.
+    public var brokerCPUSeconds: Double?
 
     public var lost: Int { max(0, self.deliveriesExpected - (self.deliveriesReceived - self.outOfOrder)) }
     public var duplicates: Int {
@@ -35,6 +37,17 @@ public struct BenchReport: Sendable {
             self.connected > 0
         else { return nil }
         return (after - before) / self.connected
+    }
+
+    /// Broker CPU time per delivery: what a delivery costs, however busy the machine was.
+    public var brokerCPUMicrosecondsPerDelivery: Double? {
+        guard let seconds = self.brokerCPUSeconds, self.deliveriesReceived > 0 else { return nil }
+        return seconds * 1e6 / Double(self.deliveriesReceived)
+    }
+    /// Broker CPU time per published event, its fan-out included.
+    public var brokerCPUMicrosecondsPerPublish: Double? {
+        guard let seconds = self.brokerCPUSeconds, self.eventsPublished > 0 else { return nil }
+        return seconds * 1e6 / Double(self.eventsPublished)
     }
 
     static let percentiles: [(String, Double)] = [("p50", 50), ("p90", 90), ("p99", 99), ("p999", 99.9)]
@@ -73,6 +86,10 @@ public struct BenchReport: Sendable {
         fields.append("\"brokerRSSBytes\":\(self.brokerResidentBytesAfter.map(String.init) ?? "null")")
         fields.append("\"brokerCPUPercent\":\(self.brokerCPUPercent.map(Self.fixed) ?? "null")")
         fields.append("\"bytesPerSubscriber\":\(self.bytesPerSubscriber.map(String.init) ?? "null")")
+        fields.append(
+            "\"brokerCPUMicrosPerDelivery\":\(self.brokerCPUMicrosecondsPerDelivery.map(Self.fixed) ?? "null")")
+        fields.append(
+            "\"brokerCPUMicrosPerPublish\":\(self.brokerCPUMicrosecondsPerPublish.map(Self.fixed) ?? "null")")
         return "{" + fields.joined(separator: ",") + "}"
     }
 
@@ -93,6 +110,12 @@ public struct BenchReport: Sendable {
         if let rss = self.brokerResidentBytesAfter {
             var line = "broker                 RSS \(rss / 1024) KiB"
             if let cpu = self.brokerCPUPercent { line += ", CPU \(Self.fixed(cpu))%" }
+            if let perDelivery = self.brokerCPUMicrosecondsPerDelivery {
+                line += ", \(Self.fixed(perDelivery)) µs CPU per delivery"
+            }
+            if let perPublish = self.brokerCPUMicrosecondsPerPublish {
+                line += ", \(Self.fixed(perPublish)) µs per publish"
+            }
             if let perSubscriber = self.bytesPerSubscriber { line += ", \(perSubscriber) bytes per subscriber" }
             lines.append(line)
         }

@@ -132,6 +132,7 @@ public struct BenchRunner: Sendable {
         report.brokerResidentBytesAfter = after?.residentBytes
         if let cpuBefore, let after {
             let wall = Double((finished - started).nanoseconds) / 1e9
+            report.brokerCPUSeconds = after.cpuSeconds - cpuBefore.cpuSeconds
             report.brokerCPUPercent = wall > 0 ? (after.cpuSeconds - cpuBefore.cpuSeconds) / wall * 100 : nil
         }
 

@@ -26,6 +26,10 @@ import Testing
         #expect(report.latencyMicroseconds["max"] != nil)
         #expect(report.publishesPerSecond > 0)
         #expect(report.brokerResidentBytesAfter ?? 0 > 0)
+        // The broker is this process: its CPU time over the run is known, so each delivery has a cost.
+        #expect(report.brokerCPUMicrosecondsPerDelivery ?? 0 > 0)
+        #expect(report.brokerCPUMicrosecondsPerPublish ?? 0 > report.brokerCPUMicrosecondsPerDelivery ?? 0)
+        #expect(report.json.contains("\"brokerCPUMicrosPerDelivery\":"))
         try await server.stop()
     }
 
