@@ -273,6 +273,29 @@ struct LiveStreamTests {
         try await server.stop()
     }
 
+    @Test func curlExpectingContinueIsNotKeptWaiting() async throws {
+        let server = try await TestServer()
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        // curl would send the body after 20 s without a `100 Continue`; --max-time stops it at 10 s.
+        curl.arguments = [
+            "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", "--expect100-timeout", "20",
+            "-H", "Expect: 100-continue", "-H", "Content-Type: text/plain", "--data-binary", "waited for the go-ahead",
+            "http://127.0.0.1:\(server.port)/api/events/publish?topic=expect",
+        ]
+        let output = Pipe()
+        curl.standardOutput = output
+        let started = ContinuousClock.now
+        try curl.run()
+        curl.waitUntilExit()
+        let elapsed = ContinuousClock.now - started
+        #expect(String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == "200")
+        #expect(elapsed < .seconds(5))
+        let history = try server.request("GET", "/api/events/history?topic=expect")
+        #expect(history.text.contains("waited for the go-ahead"))
+        try await server.stop()
+    }
+
     @Test func longPollAnswersAsSoonAsAnEventArrives() async throws {
         let server = try await TestServer()
         let last = try server.publish(#"{"topic":"poll","data":"old"}"#)

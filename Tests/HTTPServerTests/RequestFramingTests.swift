@@ -74,4 +74,65 @@ import Testing
         #expect(try server.request("GET", "/api/topics/a").status == 404, "\(input.name)")
         try await server.stop()
     }
+
+    // MARK: Expect: 100-continue
+
+    @Test func aRequestExpectingContinueGetsA100BeforeItsBody() async throws {
+        let server = try await TestServer()
+        let client = try server.connect()
+        try client.send(
+            "POST /api/events/publish?topic=expect HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+                + "Expect: 100-Continue\r\nContent-Length: 5\r\n\r\n")
+        // The client waits for the 100 before it sends the body.
+        let interim = try client.readHead(timeout: .seconds(2))
+        #expect(interim.status == 100)
+        #expect(interim.headers.isEmpty)
+        try client.send("hello")
+        let response = try client.readResponse()
+        #expect(response.status == 200)
+        #expect(try server.request("GET", "/api/topics/expect").status == 200)
+        // The connection stays usable, and a request without the expectation gets no 100.
+        let next = try client.request("GET", "/api/health")
+        #expect(next.status == 200)
+        try await server.stop()
+    }
+
+    @Test func aBodySentWithoutWaitingGetsNo100() async throws {
+        let server = try await TestServer()
+        let client = try server.connect()
+        try client.send(
+            "POST /api/events/publish?topic=eager HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+                + "Expect: 100-continue\r\nContent-Length: 5\r\n\r\nhello")
+        let response = try client.readResponse()
+        #expect(response.status == 200)
+        try await server.stop()
+    }
+
+    @Test func aRefusedRequestExpectingContinueIsAnsweredAtOnceAndClosed() async throws {
+        let server = try await TestServer()
+        for (target, status) in [("/api/nowhere", 404), ("/api/health", 405)] {
+            let client = try server.connect()
+            try client.send(
+                "POST \(target) HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+            // No body follows: the answer must not wait for one.
+            let response = try client.readResponse(timeout: .seconds(2))
+            #expect(response.status == status, "\(target)")
+            #expect(response.header("Connection") == "close", "\(target)")
+            try client.waitForClose()
+        }
+        try await server.stop()
+    }
+
+    @Test func anHTTP10RequestGetsNo100() async throws {
+        let server = try await TestServer()
+        let client = try server.connect()
+        try client.send(
+            "POST /api/events/publish?topic=old HTTP/1.0\r\nHost: x\r\nContent-Type: text/plain\r\n"
+                + "Expect: 100-continue\r\nContent-Length: 3\r\n\r\n")
+        #expect(throws: RawConnection.TimedOut.self) { try client.readHead(timeout: .milliseconds(300)) }
+        try client.send("old")
+        let response = try client.readResponse()
+        #expect(response.status == 200)
+        try await server.stop()
+    }
 }

@@ -7,8 +7,10 @@ import NIOWebSocket
 /// Reads each request from the received bytes (with `HTTPRequestParser`), enforces the size limits, routes it and
 /// writes the answer; hands `GET /api/events` over to an `SSEHandler` and holds long polls open.
 ///
-/// Errors that leave the request body unread (`413`) close the connection after the answer; every other error is
-/// answered once the request has ended and the connection stays usable. A request the parser cannot read gets a
+/// Errors that leave the request body unread (`413`, and a `404` or `405` for a client waiting for
+/// `100 Continue`) close the connection after the answer; every other error is answered once the request has ended
+/// and the connection stays usable. A client that sends `Expect: 100-continue` and holds its body back gets
+/// `100 Continue` once its head is accepted. A request the parser cannot read gets a
 /// JSON `400` (`431` for an oversized head) and the connection is closed.
 ///
 /// Answers are written whole, in request order: the bytes of a request pipelined behind a long poll or a publish
@@ -217,23 +219,52 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         let target = RequestTarget(uri: head.uri)
+        let length = head.headers.first(name: "content-length").flatMap { Int($0) }
+        let waitsForContinue = Self.waitsForContinue(head, length: length)
         guard let match = Router.match(path: target.path) else {
-            self.state = .refused(head, .notFound(target.path))
+            self.refuse(head, .notFound(target.path), now: waitsForContinue, context: context)
             return
         }
         guard match.route.allowedMethods.contains(head.method) else {
-            self.state = .refused(head, .methodNotAllowed(head.method, allowed: match.route.allowedMethods))
+            self.refuse(
+                head, .methodNotAllowed(head.method, allowed: match.route.allowedMethods), now: waitsForContinue,
+                context: context)
             return
         }
-        if head.method == .POST, let length = head.headers.first(name: "content-length").flatMap({ Int($0) }),
-            length > self.configuration.maxBodyBytes
-        {
+        if head.method == .POST, let length, length > self.configuration.maxBodyBytes {
             self.respondEarly(
                 .error(.payloadTooLarge(limit: self.configuration.maxBodyBytes)), head: head, context: context)
             return
         }
         self.state = .collecting(
             Request(head: head, target: target, match: match, body: Self.emptyBody))
+        // A client that sent its body along does not need the go-ahead (RFC 9110, 10.1.1).
+        if waitsForContinue, (self.received?.readableBytes ?? 0) == 0 {
+            context.writeAndFlush(Self.wrapOutboundOut(Self.continueResponse), promise: nil)
+        }
+    }
+
+    private static let continueResponse = ByteBuffer(string: "HTTP/1.1 100 Continue\r\n\r\n")
+
+    /// Whether the client holds its body back until it hears `100 Continue` or a final answer: an HTTP/1.1 request
+    /// with a body and `Expect: 100-continue`. HTTP/1.0 clients never get a `100`.
+    private static func waitsForContinue(_ head: HTTPRequestHead, length: Int?) -> Bool {
+        guard head.version.minor >= 1, (length ?? 0) > 0 || head.headers.contains(name: "transfer-encoding"),
+            let expectation = head.headers.first(name: "expect")
+        else { return false }
+        return expectation.utf8.count == 12 && expectation.lowercased() == "100-continue"
+    }
+
+    /// Refuses the request being read: when its end comes, or `now` (closing the connection) when the client waits
+    /// for a go-ahead before sending its body, which it must not be left waiting for.
+    private func refuse(_ head: HTTPRequestHead, _ error: APIError, now: Bool, context: ChannelHandlerContext) {
+        guard now else {
+            self.state = .refused(head, error)
+            return
+        }
+        var error = error
+        error.closesConnection = true
+        self.respondEarly(.error(error), head: head, context: context)
     }
 
     private func received(body chunk: inout ByteBuffer, context: ChannelHandlerContext) {
