@@ -191,7 +191,11 @@ let package = Package(
         ),
         .testTarget(
             name: "BrokerBenchTests",
-            dependencies: ["BrokerBench"],
+            dependencies: [
+                "BrokerBench",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -6,13 +6,24 @@
 /// ends only when the connection closes, which a keep-alive publisher cannot use: that is an error, like a malformed
 /// status line, a head over ``maximumHeadBytes`` or a bad size. After an error, feed the scanner no more.
 struct HTTPResponseScanner {
-    enum Error: Swift.Error, Equatable {
+    enum Error: Swift.Error, Equatable, CustomStringConvertible {
         case malformedStatusLine
         case headTooLarge
         case badContentLength
         case badChunk
         /// Neither `Content-Length` nor chunked: the body would end with the connection.
         case unframedBody
+
+        var description: String {
+            switch self {
+            case .malformedStatusLine: "the status line is not HTTP/1.x with a 3-digit status"
+            case .headTooLarge: "the answer's head is over \(HTTPResponseScanner.maximumHeadBytes) bytes"
+            case .badContentLength: "Content-Length is not one number"
+            case .badChunk: "the chunked body is malformed"
+            case .unframedBody:
+                "the answer has neither Content-Length nor chunked encoding, so it ends only with the connection"
+            }
+        }
     }
 
     static let maximumHeadBytes = 16384
