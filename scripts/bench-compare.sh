@@ -127,11 +127,14 @@ run_one() { # broker scenario round args…
     echo "{\"broker\":\"$broker\",\"scenario\":\"$scenario\",\"round\":$round,\"result\":$line}" | tee -a "$RESULTS" >&2
 }
 
+# The two brokers take turns scenario by scenario, so each pair of runs is seconds apart and a drift in the
+# machine's speed touches both alike; who goes first alternates from round to round.
 for round in $(seq 1 "$ROUNDS"); do
-    for broker in eventbroker nchan; do
-        # A fresh server per scenario, so memory and history start from nothing each time.
-        for entry in "${SCENARIOS[@]}"; do
-            scenario=${entry%%|*}; args=${entry#*|}
+    if [ $((round % 2)) -eq 1 ]; then ORDER=(eventbroker nchan); else ORDER=(nchan eventbroker); fi
+    for entry in "${SCENARIOS[@]}"; do
+        scenario=${entry%%|*}; args=${entry#*|}
+        for broker in "${ORDER[@]}"; do
+            # A fresh server per scenario, so memory and history start from nothing each time.
             if [ "$broker" = eventbroker ]; then start_broker; else start_nchan; fi
             # shellcheck disable=SC2086
             run_one "$broker" "$scenario" "$round" $args

@@ -42,6 +42,7 @@ METRICS = {
 def main(path):
     runs = [json.loads(line) for line in open(path) if line.strip()]
     values = {}
+    by_round = {}
     lost = {}
     for run in runs:
         result = run["result"]
@@ -57,10 +58,12 @@ def main(path):
                 continue
             if value is not None:
                 values.setdefault(key + (label,), []).append(value)
+                by_round[key + (label, run["round"])] = value
     rounds = max((run["round"] for run in runs), default=0)
-    print(f"Medians of {rounds} round(s). Ratio = EventBroker / nchan.\n")
-    print("| scenario | metric | EventBroker | nchan | ratio | better |")
-    print("| --- | --- | ---: | ---: | ---: | --- |")
+    print(f"Medians of {rounds} round(s). Ratio = EventBroker / nchan: of the medians, and the median of each round's")
+    print("ratio (paired: the two runs of a round are seconds apart, so a drift in the machine's speed cancels).\n")
+    print("| scenario | metric | EventBroker | nchan | ratio | paired ratio | better |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
     for scenario, metrics in METRICS.items():
         for label, _, better in metrics:
             ours = values.get(("eventbroker", scenario, label))
@@ -70,8 +73,12 @@ def main(path):
             a = statistics.median(ours) if ours else None
             b = statistics.median(theirs) if theirs else None
             ratio = f"{a / b:.2f}" if a is not None and b else "n/a"
+            pairs = [by_round[("eventbroker", scenario, label, r)] / by_round[("nchan", scenario, label, r)]
+                     for r in range(1, rounds + 1)
+                     if ("eventbroker", scenario, label, r) in by_round and by_round.get(("nchan", scenario, label, r))]
+            paired = f"{statistics.median(pairs):.2f}" if pairs else "n/a"
             fmt = lambda v: "n/a" if v is None else (f"{v:,.0f}" if v >= 100 else f"{v:.2f}")
-            print(f"| {scenario} | {label} | {fmt(a)} | {fmt(b)} | {ratio} | {better} |")
+            print(f"| {scenario} | {label} | {fmt(a)} | {fmt(b)} | {ratio} | {paired} | {better} |")
     print("\nLost, duplicated or unconnected over all rounds:")
     for (broker, scenario), count in sorted(lost.items()):
         print(f"- {broker} {scenario}: {count}")
