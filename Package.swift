@@ -109,6 +109,7 @@ let package = Package(
         .target(
             name: "BrokerBench",
             dependencies: [
+                "EventBroker",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

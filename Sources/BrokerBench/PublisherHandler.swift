@@ -1,3 +1,4 @@
+import EventBroker
 import NIOCore
 
 /// One keep-alive publishing connection: sends its share of the events one request at a time, paced to its share of
@@ -188,22 +189,3 @@ final class PublisherHandler: ChannelInboundHandler {
 
 @available(*, unavailable)
 extension PublisherHandler: Sendable {}
-
-extension ByteBuffer {
-    /// Writes `value` in decimal ASCII, without building a string.
-    mutating func writeDecimal(_ value: UInt64) {
-        var digits = 1
-        var rest = value / 10
-        while rest > 0 {
-            digits += 1
-            rest /= 10
-        }
-        let start = self.writerIndex
-        self.writeRepeatingByte(UInt8(ascii: "0"), count: digits)
-        var remaining = value
-        for offset in (0..<digits).reversed() {
-            self.setInteger(UInt8(ascii: "0") + UInt8(remaining % 10), at: start + offset)
-            remaining /= 10
-        }
-    }
-}

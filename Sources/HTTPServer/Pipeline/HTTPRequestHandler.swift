@@ -10,8 +10,8 @@ import NIOWebSocket
 /// Errors that leave the request body unread (`413`, and a `404` or `405` for a client waiting for
 /// `100 Continue`) close the connection after the answer; every other error is answered once the request has ended
 /// and the connection stays usable. A client that sends `Expect: 100-continue` and holds its body back gets
-/// `100 Continue` once its head is accepted. A request the parser cannot read gets a
-/// JSON `400` (`431` for an oversized head) and the connection is closed.
+/// `100 Continue` once its head is accepted. A request the parser cannot read gets a JSON `400` (`431` for an
+/// oversized head) and the connection is closed.
 ///
 /// Answers are written whole, in request order: the bytes of a request pipelined behind a long poll or a publish
 /// stay unparsed in `received` until that answer is out. On `ChannelShouldQuiesceEvent` an idle connection closes at
