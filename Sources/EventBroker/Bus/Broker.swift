@@ -238,9 +238,11 @@ public final class Broker: Sendable {
 
     private func validatedPublish(_ request: PublishRequest) throws(BrokerError) -> PublishRequest {
         var request = request
-        var topics: [TopicName] = []
-        for topic in request.topics where !topics.contains(topic) { topics.append(topic) }
-        request.topics = topics
+        if request.topics.count > 1 {
+            var topics: [TopicName] = []
+            for topic in request.topics where !topics.contains(topic) { topics.append(topic) }
+            request.topics = topics
+        }
         try self.validate(request)
         for topic in request.topics where topic.isReserved {
             throw BrokerError(

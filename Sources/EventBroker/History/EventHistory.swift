@@ -89,9 +89,16 @@ struct EventHistory {
         let cost = event.historyCost
         for topic in event.topics {
             // One in-place access to the ring: no lookup per field, and no copy of the ring (which would retain
-            // its storage) to read its count.
-            let dropped = self.rings[topic, default: TopicRing(evictedThrough: self.timelineEvictedThrough)]
-                .append(event, limit: self.limits.eventsPerTopic)
+            // its storage) to read its count. Not `rings[topic, default: …]`: its default is a closure whose context,
+            // with the accessor's, costs two allocations per append even when the ring exists.
+            let dropped: BrokerEvent?
+            if let index = self.rings.index(forKey: topic) {
+                dropped = self.rings.values[index].append(event, limit: self.limits.eventsPerTopic)
+            } else {
+                var ring = TopicRing(evictedThrough: self.timelineEvictedThrough)
+                dropped = ring.append(event, limit: self.limits.eventsPerTopic)
+                self.rings[topic] = ring
+            }
             self.timeline.append(TimelineEntry(topic: topic, event: event))
             self.liveEntries += 1
             self.totalBytes += cost

@@ -38,13 +38,13 @@ struct RequestAuthenticator: Sendable {
     }
 
     /// Whom the request acts for. Throws the `401` for a malformed, forged, expired or otherwise refused token.
-    func principal(_ head: HTTPRequestHead, target: RequestTarget, now: Date = Date()) throws(APIError) -> Principal {
+    func principal(_ head: HTTPRequestHead, target: RequestTarget, now: Date? = nil) throws(APIError) -> Principal {
         guard let verifier = self.verifier else { return .open }
         guard let token = try Self.token(head.headers, target: target) else {
             return .anonymous(maySubscribe: self.allowsAnonymousSubscribers)
         }
         do {
-            return .token(try verifier.verify(token, now: now))
+            return .token(try verifier.verify(token, now: now ?? Date()))
         } catch {
             throw APIError(error)
         }

@@ -73,6 +73,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var received: ByteBuffer?
     /// The most bytes kept unparsed behind a pending answer before the connection is closed.
     private let maxPipelinedBytes: Int
+    /// The last answer's bytes, reused for the next answer on this connection once the socket has written them, so
+    /// a keep-alive client's answers cost no allocation. Only a small one is kept: a connection's idle memory stays
+    /// small whatever it once asked for.
+    private var responseBuffer: ByteBuffer?
+    private static let maxKeptResponseBytes = 1024
 
     init(
         api: RESTAPI, configuration: BrokerConfiguration, pipelineHandlers: HTTPPipeline.Handlers,
@@ -219,8 +224,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         let target = RequestTarget(uri: head.uri)
-        let length = head.headers.first(name: "content-length").flatMap { Int($0) }
-        let waitsForContinue = Self.waitsForContinue(head, length: length)
+        let length = self.parser.contentLength
+        let waitsForContinue = self.parser.waitsForContinue
         guard let match = Router.match(path: target.path) else {
             self.refuse(head, .notFound(target.path), now: waitsForContinue, context: context)
             return
@@ -245,15 +250,6 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private static let continueResponse = ByteBuffer(string: "HTTP/1.1 100 Continue\r\n\r\n")
-
-    /// Whether the client holds its body back until it hears `100 Continue` or a final answer: an HTTP/1.1 request
-    /// with a body and `Expect: 100-continue`. HTTP/1.0 clients never get a `100`.
-    private static func waitsForContinue(_ head: HTTPRequestHead, length: Int?) -> Bool {
-        guard head.version.minor >= 1, (length ?? 0) > 0 || head.headers.contains(name: "transfer-encoding"),
-            let expectation = head.headers.first(name: "expect")
-        else { return false }
-        return expectation.utf8.count == 12 && expectation.lowercased() == "100-continue"
-    }
 
     /// Refuses the request being read: when its end comes, or `now` (closing the connection) when the client waits
     /// for a go-ahead before sending its body, which it must not be left waiting for.
@@ -480,6 +476,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// One publish of this client's rate (REST publishes, broadcasts and direct messages alike): a token's subject
     /// has one bucket wherever it connects from; without one, the client IP has.
     private func takePublishToken(_ principal: Principal) throws(APIError) {
+        guard self.limits.publishRate.rate > 0 else { return }
         let client = principal.userID.map { "sub:\($0)" } ?? self.clientAddress ?? "-"
         if let wait = self.limits.publishRate.acquire(client: client) {
             self.metrics.refused(.rateLimited)
@@ -680,9 +677,15 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         let cors = response.includesCORS ? [] : self.cors.headers(origin: head?.headers.first(name: "origin"))
         let closes = response.closesConnection || head?.isKeepAlive != true || self.isQuiescing
         let isHTTP10 = head.map { $0.version.major == 1 && $0.version.minor == 0 } ?? false
-        let bytes = HTTPResponseWriter.serialize(
+        // The last answer's buffer, if the socket is done with it: `clear` keeps its storage when no one else holds
+        // it, and gets a fresh one otherwise.
+        var bytes = self.responseBuffer ?? context.channel.allocator.buffer(capacity: 0)
+        self.responseBuffer = nil
+        bytes.clear()
+        HTTPResponseWriter.serialize(
             response, extraHeaders: cors, closes: closes, keepAliveHeader: isHTTP10 && !closes,
-            omitBody: head?.method == .HEAD, allocator: context.channel.allocator)
+            omitBody: head?.method == .HEAD, into: &bytes)
+        if !closes && bytes.capacity <= Self.maxKeptResponseBytes { self.responseBuffer = bytes }
         self.pipelineHandlers.timeout.responseCompleted()
         if closes {
             let bound = NIOLoopBound(context, eventLoop: context.eventLoop)

@@ -48,6 +48,11 @@ struct HTTPRequestParser {
 
     let limits: Limits
     private var state = State.head(scanned: 0)
+    /// The `Content-Length` of the request whose head was read last; nil when it gave none (or is chunked).
+    private(set) var contentLength: Int?
+    /// Whether the client of the request whose head was read last holds its body back until it hears `100 Continue`
+    /// or a final answer: an HTTP/1.1 request with a body whose first `Expect` is `100-continue` (RFC 9110, 10.1.1).
+    private(set) var waitsForContinue = false
 
     init(limits: Limits) {
         self.limits = limits
@@ -85,15 +90,20 @@ struct HTTPRequestParser {
             scanned = min(scanned, buffer.readableBytes)
             guard let headLength = try self.findEndOfHead(buffer, scanned: scanned) else { return nil }
             let limits = self.limits
-            let (head, framing) = try buffer.withUnsafeReadableBytes { bytes in
+            let (head, framing, expectsContinue) = try buffer.withUnsafeReadableBytes { bytes in
                 Result { () throws(ParseError) in try Self.parseHead(bytes[..<headLength], limits: limits) }
             }.get()
             buffer.moveReaderIndex(forwardBy: headLength)
+            self.contentLength = nil
             switch framing {
             case .none: self.state = .endOfMessage
-            case .length(let length): self.state = length == 0 ? .endOfMessage : .fixedBody(remaining: length)
+            case .length(let length):
+                self.contentLength = length
+                self.state = length == 0 ? .endOfMessage : .fixedBody(remaining: length)
             case .chunked: self.state = .chunkSize
             }
+            self.waitsForContinue =
+                expectsContinue && head.version.minor >= 1 && (framing == .chunked || (self.contentLength ?? 0) > 0)
             return .head(head)
         case .endOfMessage:
             self.state = .head(scanned: 0)
@@ -186,19 +196,23 @@ struct HTTPRequestParser {
         case chunked
     }
 
-    /// Parses a whole head, `bytes` ending in CRLF CRLF.
+    /// Parses a whole head, `bytes` ending in CRLF CRLF: the head, its framing, and whether it has
+    /// `Expect: 100-continue`.
     private static func parseHead(
         _ bytes: Bytes, limits: Limits
-    ) throws(ParseError) -> (HTTPRequestHead, Framing) {
+    ) throws(ParseError) -> (HTTPRequestHead, Framing, expectsContinue: Bool) {
         var lines = LineReader(bytes: bytes)
         guard let requestLine = try lines.next() else { throw .invalid("the request line is missing") }
         guard requestLine.count <= limits.maxRequestLineBytes else { throw .headTooLarge }
         let (method, uri, version) = try Self.parseRequestLine(requestLine)
 
         var headers: [(String, String)] = []
+        // Room for a usual request's headers up front: growing the array costs a copy per doubling.
+        headers.reserveCapacity(min(limits.maxHeaderCount, 8))
         var contentLength: Int?
         var isChunked = false
         var sawTransferEncoding = false
+        var expectsContinue: Bool?
         var headerBytes = 0
         while let line = try lines.next() {
             guard !line.isEmpty else { break }
@@ -219,6 +233,8 @@ struct HTTPRequestParser {
                 }
                 sawTransferEncoding = true
                 isChunked = true
+            } else if expectsContinue == nil, Self.equalsLowercased(name, "expect") {
+                expectsContinue = Self.equalsLowercased(value, "100-continue")
             }
         }
         if isChunked && contentLength != nil {
@@ -228,7 +244,10 @@ struct HTTPRequestParser {
             throw .invalid("HTTP/1.0 has no chunked transfer coding")
         }
         let framing: Framing = isChunked ? .chunked : contentLength.map { .length($0) } ?? .none
-        return (HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(headers)), framing)
+        return (
+            HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(headers)), framing,
+            expectsContinue ?? false
+        )
     }
 
     private static func parseRequestLine(

@@ -1,3 +1,4 @@
+import EventBroker
 import NIOCore
 import NIOHTTP1
 
@@ -6,14 +7,16 @@ import NIOHTTP1
 /// The broker's answers are always small and complete, so it needs no streaming encoder; event streams write their
 /// own raw bytes.
 enum HTTPResponseWriter {
+    /// Writes the response at the end of `buffer`, making room for it first: a buffer kept from an earlier answer
+    /// and no longer shared is reused without an allocation.
     static func serialize(
         _ response: HTTPResponse, extraHeaders: [(String, String)], closes: Bool, keepAliveHeader: Bool,
-        omitBody: Bool, allocator: ByteBufferAllocator
-    ) -> ByteBuffer {
+        omitBody: Bool, into buffer: inout ByteBuffer
+    ) {
         let bodyBytes = response.body?.utf8.count ?? 0
-        var buffer = allocator.buffer(capacity: 160 + bodyBytes + response.headers.count * 40)
+        buffer.reserveCapacity(minimumWritableBytes: 160 + bodyBytes + response.headers.count * 40)
         buffer.writeStaticString("HTTP/1.1 ")
-        buffer.writeString(String(response.status.code))
+        buffer.writeDecimal(UInt64(response.status.code))
         buffer.writeStaticString(" ")
         buffer.writeString(response.status.reasonPhrase)
         buffer.writeStaticString("\r\n")
@@ -21,7 +24,7 @@ enum HTTPResponseWriter {
         for (name, value) in extraHeaders { Self.write(name, value, into: &buffer) }
         if response.status != .noContent && response.status != .notModified {
             buffer.writeStaticString("Content-Length: ")
-            buffer.writeString(String(bodyBytes))
+            buffer.writeDecimal(UInt64(bodyBytes))
             buffer.writeStaticString("\r\n")
         }
         if closes {
@@ -31,7 +34,6 @@ enum HTTPResponseWriter {
         }
         buffer.writeStaticString("\r\n")
         if let body = response.body, !omitBody { buffer.writeString(body) }
-        return buffer
     }
 
     private static func write(_ name: String, _ value: String, into buffer: inout ByteBuffer) {

@@ -63,6 +63,26 @@ struct JSONObjectWriter {
     }
 
     mutating func int(_ key: StaticString, _ value: Int) { self.raw(key, String(value)) }
+
+    /// A number written as a JSON string (event ids, which JavaScript's numbers cannot hold exactly), without a
+    /// string of its own: up to 20 digits, appended as two small strings, which need no allocation.
+    mutating func quotedDigits(_ key: StaticString, _ value: UInt64) {
+        self.key(key)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var start = 20
+            var rest = value
+            repeat {
+                start -= 1
+                digits[start] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+            } while rest > 0
+            let middle = max(start, 10)
+            self.text += "\""
+            self.text += String(decoding: UnsafeBufferPointer(rebasing: digits[start..<middle]), as: UTF8.self)
+            self.text += String(decoding: UnsafeBufferPointer(rebasing: digits[middle..<20]), as: UTF8.self)
+            self.text += "\""
+        }
+    }
     mutating func bool(_ key: StaticString, _ value: Bool) { self.raw(key, value ? "true" : "false") }
     mutating func strings(_ key: StaticString, _ values: some Sequence<String>) {
         self.key(key)

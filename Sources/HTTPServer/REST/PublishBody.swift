@@ -83,15 +83,29 @@ struct PublishBody: Sendable {
         -> PublishBody
     {
         var fields = PublishBody()
-        fields.topics = Self.splitLists(target.values("topic") + target.values("topics"))
-        fields.to = target.first("to")
-        fields.user = target.first("user")
-        fields.event = target.first("event")
-        if let retry = target.first("retry") { fields.retry = try Self.parseRetry(retry) }
-        if let isPrivate = target.first("private") { fields.isPrivate = try Self.parseBool(isPrivate, "private") }
-        if let ephemeral = target.first("ephemeral") {
-            fields.isEphemeral = try Self.parseBool(ephemeral, "ephemeral")
+        // One pass over the query: `topic` values, then `topics` values; the first of every other name.
+        var topics: [String] = []
+        var listedTopics: [String] = []
+        var retry: String?
+        var isPrivate: String?
+        var ephemeral: String?
+        for (name, value) in target.query {
+            switch name {
+            case "topic": topics.append(value)
+            case "topics": listedTopics.append(value)
+            case "to": fields.to = fields.to ?? value
+            case "user": fields.user = fields.user ?? value
+            case "event": fields.event = fields.event ?? value
+            case "retry": retry = retry ?? value
+            case "private": isPrivate = isPrivate ?? value
+            case "ephemeral": ephemeral = ephemeral ?? value
+            default: break
+            }
         }
+        fields.topics = Self.splitLists(listedTopics.isEmpty ? topics : topics + listedTopics)
+        if let retry { fields.retry = try Self.parseRetry(retry) }
+        if let isPrivate { fields.isPrivate = try Self.parseBool(isPrivate, "private") }
+        if let ephemeral { fields.isEphemeral = try Self.parseBool(ephemeral, "ephemeral") }
         if asJSON {
             let value: JSONValue
             do {

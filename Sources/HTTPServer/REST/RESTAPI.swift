@@ -191,8 +191,9 @@ struct RESTAPI: Sendable {
     }
 
     private static func published(_ result: PublishResult) -> HTTPResponse {
-        var json = JSONObjectWriter()
-        json.string("id", result.id.description)
+        // Room for the id, the count and the topics' names: one allocation for the whole answer.
+        var json = JSONObjectWriter(capacity: 64 + result.topics.reduce(0) { $0 + $1.value.utf8.count + 3 })
+        json.quotedDigits("id", result.id.rawValue)
         json.strings("topics", result.topics.lazy.map(\.value))
         json.int("subscribers", result.subscribers)
         return .json(json.finish(), headers: result.isReplay ? [("Idempotent-Replayed", "true")] : [])
