@@ -11,7 +11,7 @@ import NIOPosix
 #endif
 
 /// Counts the allocations of delivering one event to N SSE (or, with `--ws`, WebSocket) subscribers on one event
-/// loop.
+/// loop; with `--publishes N`, the allocations per publish of N REST publishes with no subscriber instead.
 ///
 /// Run it with the interposer preloaded (the allocation test does):
 /// ```
@@ -36,10 +36,20 @@ struct FanOutAllocationCheck {
         configuration.bus.heartbeatInterval = .seconds(3600)
         configuration.maxConnectionsPerAddress = 0
         configuration.maxConnections = 0
+        configuration.publishRate = 0
+        // Short rings, so that the publishes' warm-up fills them and the measured ones find history at its steady size.
+        configuration.bus.history.eventsPerTopic = 8
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let broker = Broker(group: group, configuration: configuration.bus, logger: logger)
         let server = BrokerServer(configuration: configuration, broker: broker, group: group, logger: logger)
         let port = try await server.start()
+
+        if let publishes = Self.option("--publishes") {
+            let perPublish = try Self.mallocsPerPublish(publishes, port: port)
+            print("{\"publishes\":\(publishes),\"mallocsPerPublish\":\(perPublish)}")
+            try await Self.tearDown(reader: nil, sockets: [], server: server, broker: broker, group: group)
+            return
+        }
 
         // With `--connections`, report what the open streams keep on the heap instead.
         let measureConnections = CommandLine.arguments.contains("--connections")
@@ -107,14 +117,67 @@ struct FanOutAllocationCheck {
     }
 
     static func tearDown(
-        reader: SocketReader, sockets: [Int32], server: BrokerServer, broker: Broker,
+        reader: SocketReader?, sockets: [Int32], server: BrokerServer, broker: Broker,
         group: MultiThreadedEventLoopGroup
     ) async throws {
-        reader.stop()
+        reader?.stop()
         for socket in sockets { close(socket) }
         await server.stop()
         broker.shutdown()
         try await group.shutdownGracefully()
+    }
+
+    /// The integer after `name` in the arguments.
+    static func option(_ name: String) -> Int? {
+        guard let index = CommandLine.arguments.firstIndex(of: name), index + 1 < CommandLine.arguments.count else {
+            return nil
+        }
+        return Int(CommandLine.arguments[index + 1])
+    }
+
+    /// The mean allocations of one REST publish, as the bench sends them (a 128-byte text body, `?topic=` over 100
+    /// topics), on one keep-alive connection whose client allocates nothing: it sends from requests built
+    /// beforehand and reads each answer, whose size it knows, into one buffer. Warms up with as many publishes first.
+    static func mallocsPerPublish(_ count: Int, port: Int) throws -> Double {
+        let fd = try Self.connect(port: port)
+        defer { close(fd) }
+        let body = String(repeating: "x", count: 128)
+        // Topics of one length and ids of one digit count: every answer has the same size.
+        let requests = (0..<100).map { index in
+            Array(
+                ("POST /api/events/publish?topic=alloc-\(index + 100) HTTP/1.1\r\nHost: x\r\n"
+                    + "Content-Type: text/plain\r\nContent-Length: 128\r\n\r\n\(body)").utf8)
+        }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
+        defer { buffer.deallocate() }
+        // The first answer tells the size of all.
+        Self.send(requests[0], to: fd)
+        let answerBytes = recv(fd, buffer.baseAddress, buffer.count, 0)
+        precondition(answerBytes > 0, "no answer to the first publish: errno \(errno)")
+        precondition(
+            buffer.starts(with: "HTTP/1.1 200 ".utf8),
+            "the first publish was refused: \(String(decoding: buffer[..<answerBytes], as: UTF8.self))")
+        func publish(_ index: Int) {
+            Self.send(requests[index % requests.count], to: fd)
+            var received = 0
+            while received < answerBytes {
+                let count = recv(fd, buffer.baseAddress! + received, answerBytes - received, 0)
+                precondition(count > 0, "the connection ended: errno \(errno)")
+                received += count
+            }
+            precondition(buffer.starts(with: "HTTP/1.1 200 ".utf8), "a publish was refused")
+        }
+        for index in 1...count { publish(index) }
+        MallocInterposerSwift.reset()
+        MallocInterposerSwift.hook()
+        for index in 1...count { publish(index) }
+        MallocInterposerSwift.unhook()
+        return Double(MallocInterposerSwift.getStatistics().mallocCount) / Double(count)
+    }
+
+    static func send(_ bytes: [UInt8], to fd: Int32) {
+        let sent = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
+        precondition(sent == bytes.count, "short send: \(sent) of \(bytes.count)")
     }
 
     /// Polls `condition` every millisecond for up to ten seconds, without allocating.
@@ -126,7 +189,7 @@ struct FanOutAllocationCheck {
         return condition()
     }
 
-    static func subscribe(port: Int, transport: Transport) throws -> Int32 {
+    static func connect(port: Int) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -134,10 +197,15 @@ struct FanOutAllocationCheck {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
         precondition(connected == 0, "connect failed: errno \(errno)")
+        return fd
+    }
+
+    static func subscribe(port: Int, transport: Transport) throws -> Int32 {
+        let fd = try Self.connect(port: port)
         let request: [UInt8]
         switch transport {
         case .webSocket:
@@ -147,7 +215,7 @@ struct FanOutAllocationCheck {
         default:
             request = Array("GET /api/events?topic=alloc HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
         }
-        _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        Self.send(request, to: fd)
         return fd
     }
 }

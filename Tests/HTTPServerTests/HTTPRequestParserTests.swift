@@ -99,6 +99,37 @@ import Testing
         #expect(parts == [.head(method: .PATCH, uri: "/x", version: .http1_1, headers: ["A=one two", "B="]), .end])
     }
 
+    /// What the handler reads from the parser once a head is out, instead of looking through the headers again.
+    static let announcements: [(head: String, contentLength: Int?, waitsForContinue: Bool)] = [
+        ("POST / HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n", 5, true),
+        ("POST / HTTP/1.1\r\nexpect: 100-CONTINUE\r\nContent-Length: 5\r\n\r\n", 5, true),
+        ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n", nil, true),
+        // No body to hold back, HTTP/1.0, another expectation first, or none: no go-ahead is awaited.
+        ("POST / HTTP/1.1\r\nContent-Length: 0\r\nExpect: 100-continue\r\n\r\n", 0, false),
+        ("GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n", nil, false),
+        ("POST / HTTP/1.0\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n", 5, false),
+        ("POST / HTTP/1.1\r\nContent-Length: 5\r\nExpect: x\r\nExpect: 100-continue\r\n\r\n", 5, false),
+        ("POST / HTTP/1.1\r\nContent-Length: 7\r\n\r\n", 7, false),
+    ]
+
+    @Test(arguments: Self.announcements)
+    func tellsTheLengthAndTheExpectationOfTheHeadItRead(
+        _ example: (head: String, contentLength: Int?, waitsForContinue: Bool)
+    ) throws {
+        var parser = HTTPRequestParser(limits: Self.limits)
+        // A request before it announced the opposite, so that nothing carries over from one head to the next.
+        var buffer = ByteBuffer(
+            string: "POST / HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabc" + example.head)
+        for _ in 0..<3 { _ = try parser.next(&buffer) }
+        #expect(parser.contentLength == 3 && parser.waitsForContinue)
+        guard case .head = try parser.next(&buffer) else {
+            Issue.record("no head in \(example.head)")
+            return
+        }
+        #expect(parser.contentLength == example.contentLength, "\(example.head)")
+        #expect(parser.waitsForContinue == example.waitsForContinue, "\(example.head)")
+    }
+
     @Test func waitsForTheRestOfAHead() {
         let (parts, error) = Self.parse("GET / HTTP/1.1\r\nHost: x\r\n")
         #expect(error == nil)

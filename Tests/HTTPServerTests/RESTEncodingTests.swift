@@ -1,0 +1,39 @@
+import NIOCore
+import Testing
+
+@testable import HTTPServer
+
+/// The REST layer's own encoding and decoding, without a server: the answers' JSON and the raw publish's query.
+@Suite struct RESTEncodingTests {
+    @Test(arguments: [UInt64(0), 7, 1_234_567_890, 12_345_678_901, 1_796_074_707_034_911, .max])
+    func writesAQuotedNumberAsItsDigits(_ value: UInt64) {
+        var json = JSONObjectWriter()
+        json.quotedDigits("id", value)
+        json.int("n", 1)
+        #expect(json.finish() == "{\"id\":\"\(value)\",\"n\":1}")
+    }
+
+    @Test func readsARawPublishFromItsQueryTopicsInOrderAndTheFirstOfEveryOtherName() throws {
+        let target = RequestTarget(
+            uri: "/api/events/publish?topic=a&topics=b,c&topic=d&event=e1&event=e2&retry=5&retry=x&private=yes"
+                + "&to=ignored&ephemeral=0")
+        let fields = try PublishBody.decode(
+            kind: .publish, contentType: "text/plain", target: target, body: ByteBuffer(string: "hello"))
+        #expect(fields.topics == ["a", "d", "b", "c"])
+        #expect(fields.event == "e1")
+        #expect(fields.retry == 5)
+        #expect(fields.isPrivate)
+        #expect(!fields.isEphemeral)
+        #expect(fields.to == "ignored")
+        #expect(fields.data == "hello")
+        #expect(!fields.dataIsJSON)
+    }
+
+    @Test func refusesABadRetryInARawPublish() {
+        let target = RequestTarget(uri: "/api/events/publish?topic=a&retry=soon")
+        #expect(throws: APIError.self) {
+            try PublishBody.decode(
+                kind: .publish, contentType: "text/plain", target: target, body: ByteBuffer(string: "hello"))
+        }
+    }
+}
