@@ -29,6 +29,21 @@ import Testing
         #expect(!fields.dataIsJSON)
     }
 
+    @Test func keepsATextBodyAsItIsAndRefusesOneThatIsNotUTF8() throws {
+        let target = RequestTarget(uri: "/api/events/publish?topic=a")
+        for text in ["plain ascii", "h\u{E9}llo \u{2713} \u{1F600}", ""] {
+            let fields = try PublishBody.decode(
+                kind: .publish, contentType: "text/plain", target: target, body: ByteBuffer(string: text))
+            #expect(fields.data == text)
+        }
+        for bytes: [UInt8] in [[0xFF, 0xFE, 0x41], [0x41, 0xC3], [0xE2, 0x82, 0x41], [0xED, 0xA0, 0x80]] {
+            #expect(throws: APIError.self, "\(bytes)") {
+                try PublishBody.decode(
+                    kind: .publish, contentType: "text/plain", target: target, body: ByteBuffer(bytes: bytes))
+            }
+        }
+    }
+
     @Test func refusesABadRetryInARawPublish() {
         let target = RequestTarget(uri: "/api/events/publish?topic=a&retry=soon")
         #expect(throws: APIError.self) {

@@ -417,7 +417,7 @@ public final class Broker: Sendable {
                 writer.enqueue(publish)
                 return .success(nil)
             }
-            _ = self.deliver0(publish, state: &state, nowMilliseconds: now)
+            _ = self.deliver0(publish, state: &state, nowMilliseconds: now, subscribers: subscribers)
             return .success(result)
         }
         let published = try outcome.get()
@@ -426,9 +426,10 @@ public final class Broker: Sendable {
     }
 
     /// Puts a publish in history and hands it to the shards (its direct recipients' shards for a direct message).
-    /// Under the lock; returns the promises of retries that waited for it.
+    /// Under the lock; returns the promises of retries that waited for it. `subscribers` is the count of its topics'
+    /// subscribers when the caller took it under this same lock; nil has it counted again.
     private func deliver0(
-        _ publish: StoreWriter.Publish, state: inout State, nowMilliseconds: UInt64
+        _ publish: StoreWriter.Publish, state: inout State, nowMilliseconds: UInt64, subscribers: Int? = nil
     ) -> [EventLoopPromise<PublishResult>] {
         let event = publish.event
         state.lastPublished = event.id
@@ -436,7 +437,7 @@ public final class Broker: Sendable {
             for (index, ids) in directTargets { self.shards[index].enqueue(.direct(event, ids)) }
         } else {
             if !publish.isEphemeral { state.history.append(event, nowMilliseconds: nowMilliseconds) }
-            if state.registry.subscriberCount(for: event.topics) > 0 {
+            if (subscribers ?? state.registry.subscriberCount(for: event.topics)) > 0 {
                 for shard in self.shards where state.registry.clientsPerShard[shard.index] > 0 {
                     shard.enqueue(.event(event))
                 }

@@ -73,7 +73,13 @@ struct PublishBody: Sendable {
     }
 
     private static func text(_ body: ByteBuffer) throws(APIError) -> String {
-        guard let text = String(validating: body.readableBytesView, as: UTF8.self) else {
+        let text: String? = body.withUnsafeReadableBytes { bytes in
+            // ASCII, the common case, is valid as it is and decodes on the standard library's fast path; anything
+            // else is validated, never repaired.
+            if !bytes.contains(where: { $0 >= 0x80 }) { return String(decoding: bytes, as: UTF8.self) }
+            return String(validating: bytes, as: UTF8.self)
+        }
+        guard let text else {
             throw APIError(.badRequest, "invalid_data", "The body is not valid UTF-8 text.")
         }
         return text
