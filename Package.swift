@@ -133,6 +133,15 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The publish benchmark's reference point: NIO answering canned replies, with none of the broker's work.
+        .executableTarget(
+            name: "bench-floor",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "fanout-alloc-check",
             dependencies: [
