@@ -65,6 +65,8 @@ struct FanOutAllocationTests {
         let text = try Self.run(["--publishes", "1000"], in: directory)
         let perPublish = try #require(
             text.firstMatch(of: /"mallocsPerPublish":([\d.]+)/).flatMap { Double($0.1) }, "no count in '\(text)'")
-        #expect(perPublish <= 13.0, "a publish cost \(perPublish) mallocs; the budget is 13")
+        // Half an allocation of slack: the broker's once-a-second sweep may fall inside the measured publishes and
+        // allocate a few times; one more allocation per publish still fails.
+        #expect(perPublish < 13.5, "a publish cost \(perPublish) mallocs; the budget is 13")
     }
 }
