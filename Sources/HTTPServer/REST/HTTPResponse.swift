@@ -83,6 +83,7 @@ struct JSONObjectWriter {
             self.text += "\""
         }
     }
+
     mutating func bool(_ key: StaticString, _ value: Bool) { self.raw(key, value ? "true" : "false") }
     mutating func strings(_ key: StaticString, _ values: some Sequence<String>) {
         self.key(key)
