@@ -52,13 +52,17 @@ struct ShutdownTests {
         #expect(ContinuousClock.now - started < .seconds(5))
     }
 
+    /// The `broker-cli` built in the same configuration as these tests, never a stale one from the other.
     static func brokerBinary() -> URL? {
+        #if DEBUG
+            let configuration = "debug"
+        #else
+            let configuration = "release"
+        #endif
         var directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         while directory.path != "/" {
-            for configuration in ["debug", "release"] {
-                let candidate = directory.appendingPathComponent(".build/\(configuration)/broker-cli")
-                if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-            }
+            let candidate = directory.appendingPathComponent(".build/\(configuration)/broker-cli")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
             directory = directory.deletingLastPathComponent()
         }
         return nil
