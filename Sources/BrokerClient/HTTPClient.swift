@@ -26,7 +26,8 @@ import NIOPosix
 /// ```
 /// Every status is returned, not thrown: a `4xx` answer is a response like any other. What throws is failing
 /// to connect, the timeout (``BrokerClientError/Code/timeout``), a connection closed before the response
-/// ended, and a body over 16 MiB.
+/// ended, and a body over 16 MiB. An answer the server gives before it has read the whole request body (a refusal
+/// by `Content-Length`) is returned even though sending the rest of the body then fails.
 public enum BrokerHTTPClient {
     /// The most response body bytes ``request(method:url:headers:body:timeout:)`` collects.
     static let maximumBodyBytes = 16 * 1024 * 1024
@@ -50,11 +51,20 @@ public enum BrokerHTTPClient {
         return try await Self.withTimeout(timeout) {
             let channel = try await Self.connect(to: url, connectTimeout: timeout, idleTimeout: nil)
             return try await channel.executeThenClose { inbound, outbound in
-                try await outbound.write(.head(head))
+                // The whole request goes out in one write: the server may answer and close as soon as it has the
+                // body, before a separate `.end` write got to the channel. A server may also answer before reading
+                // the body (a `413`) and close; then writing fails, and the answer already read is what counts.
+                var request: [HTTPClientRequestPart] = [.head(head)]
                 if let body {
-                    try await outbound.write(.body(.byteBuffer(ByteBuffer(string: body))))
+                    request.append(.body(.byteBuffer(ByteBuffer(string: body))))
                 }
-                try await outbound.write(.end(nil))
+                request.append(.end(nil))
+                var writeFailure: (any Error)?
+                do {
+                    try await outbound.write(contentsOf: request)
+                } catch {
+                    writeFailure = error
+                }
 
                 var responseHead: HTTPResponseHead?
                 var responseBody = ByteBuffer()
@@ -80,6 +90,7 @@ public enum BrokerHTTPClient {
                         )
                     }
                 }
+                if let writeFailure, responseHead == nil { throw writeFailure }
                 throw BrokerClientError(
                     .connectionClosed,
                     "\(url) closed the connection before the response was complete",

@@ -208,17 +208,19 @@ public struct SSEClient: Sendable {
     ) async throws {
         try await channel.executeThenClose { inbound, outbound in
             var parts = inbound.makeAsyncIterator()
+            // One write for the whole request, so a server that answers (and closes) as soon as it has the head
+            // cannot make a separate `.end` write fail. If writing fails anyway, an answer already read still
+            // counts; if the read side knows why the channel closed (an idle timeout that fired under load), that
+            // is the error reported; otherwise the write's.
+            var writeFailure: (any Error)?
             do {
-                try await outbound.write(.head(head))
-                try await outbound.write(.end(nil))
+                try await outbound.write(contentsOf: [.head(head), .end(nil)])
             } catch {
-                // The channel closed before the request went out; if the read side knows why (an idle timeout
-                // that fired under load), that is the error to report.
-                while try await parts.next() != nil {}
-                throw error
+                writeFailure = error
             }
 
             guard case .head(let responseHead) = try await parts.next() else {
+                if let writeFailure { throw writeFailure }
                 throw BrokerClientError(.connectionClosed, "\(self.url) closed the connection without answering")
             }
             guard responseHead.status == .ok, Self.isEventStream(responseHead.headers) else {

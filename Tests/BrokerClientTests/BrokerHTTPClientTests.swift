@@ -74,6 +74,27 @@ import Testing
         }
     }
 
+    /// A server that refuses a body by its `Content-Length` answers before reading it and closes; the refusal is what
+    /// the caller gets, not the failed write of the rest of the body.
+    @Test func returnsAnAnswerGivenBeforeTheBodyWasSent() async throws {
+        try await withTestTimeout {
+            let server = try await CannedHTTPServer.start()
+            let refusal = #"{"error":{"code":"payload_too_large"}}"#
+            async let requests = server.serve([
+                .init(
+                    ["HTTP/1.1 413 Content Too Large\r\nContent-Length: \(refusal.utf8.count)\r\n\r\n\(refusal)"],
+                    reads: .head)
+            ])
+            let response = try await BrokerHTTPClient.request(
+                method: "POST", url: server.url("/api/events/publish"),
+                body: String(repeating: "x", count: 32 * 1024 * 1024))
+            #expect(response.status == 413)
+            #expect(response.body == refusal)
+            let request = try #require(try await requests.first)
+            #expect(request.contains("\r\nContent-Length: 33554432\r\n"))
+        }
+    }
+
     @Test func throwsWhenConnectionClosesBeforeResponseEnds() async throws {
         try await withTestTimeout {
             let server = try await CannedHTTPServer.start()

@@ -3,8 +3,8 @@ import NIOPosix
 import Testing
 
 /// A tiny HTTP server for tests on 127.0.0.1, port 0: for each connection in turn it reads one request (head and
-/// `Content-Length` body), records it, writes a canned answer piece by piece (one write and flush each, so the
-/// client sees it in several reads), then closes or holds the connection open.
+/// `Content-Length` body, or the head alone), records it, writes a canned answer piece by piece (one write and flush
+/// each, so the client sees it in several reads), then closes or holds the connection open.
 struct CannedHTTPServer {
     /// What to do with one connection.
     struct Script: Sendable {
@@ -12,10 +12,21 @@ struct CannedHTTPServer {
         var pieces: [[UInt8]]
         /// Keep the connection open after the pieces until the client closes it, instead of closing.
         var holdOpen: Bool
+        /// How much of the request the server reads before it answers.
+        var reads: Reading = .request
 
-        init(_ pieces: [String], holdOpen: Bool = false) {
+        /// How much of the request the server reads before it answers.
+        enum Reading: Sendable {
+            /// The head and its `Content-Length` body.
+            case request
+            /// The head alone, leaving the body unread, as a server refusing an oversized body does.
+            case head
+        }
+
+        init(_ pieces: [String], holdOpen: Bool = false, reads: Reading = .request) {
             self.pieces = pieces.map { Array($0.utf8) }
             self.holdOpen = holdOpen
+            self.reads = reads
         }
 
         /// `head`, then `body` cut into pieces of `size` bytes, wherever that falls (inside a chunk header, a CRLF
@@ -77,7 +88,7 @@ struct CannedHTTPServer {
         try await connection.executeThenClose { inbound, outbound in
             var received = ""
             var iterator = inbound.makeAsyncIterator()
-            while !Self.isComplete(received), let buffer = try await iterator.next() {
+            while !Self.isComplete(received, headOnly: script.reads == .head), let buffer = try await iterator.next() {
                 received += String(buffer: buffer)
             }
             for piece in script.pieces {
@@ -91,9 +102,10 @@ struct CannedHTTPServer {
         }
     }
 
-    /// Whether `request` holds a whole head and as many body bytes as its `Content-Length` says.
-    private static func isComplete(_ request: String) -> Bool {
+    /// Whether `request` holds a whole head and, unless `headOnly`, as many body bytes as its `Content-Length` says.
+    private static func isComplete(_ request: String, headOnly: Bool) -> Bool {
         guard let headEnd = request.utf8.firstRange(of: "\r\n\r\n".utf8) else { return false }
+        if headOnly { return true }
         let head = String(decoding: request.utf8[..<headEnd.lowerBound], as: UTF8.self).lowercased()
         var contentLength = 0
         for line in head.split(separator: "\r\n") where line.hasPrefix("content-length:") {
