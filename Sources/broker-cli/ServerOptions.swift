@@ -31,6 +31,14 @@ struct ServerOptions: ParsableArguments {
         help: "Interval of the ': hb' heartbeat comment on streams, e.g. 15s. (env: BROKER_HEARTBEAT, default: 15s)")
     var heartbeat: String?
 
+    @Option(
+        help: """
+            Under load, the least time between two deliveries on one event loop, e.g. 2ms: events published within \
+            it reach each connection in one write, at up to this much delay; 0 delivers at once. At most 1s. \
+            (env: BROKER_BATCH_WINDOW, default: 10ms)
+            """)
+    var batchWindow: String?
+
     @Option(help: "Events kept per topic for resuming clients. (env: BROKER_HISTORY_SIZE, default: 1000)")
     var historySize: Int?
 
@@ -194,6 +202,11 @@ struct ServerOptions: ParsableArguments {
             let interval = try Self.duration(text, "--heartbeat")
             guard interval > .zero else { throw ValidationError("--heartbeat must be more than 0.") }
             configuration.bus.heartbeatInterval = interval
+        }
+        if let text = self.value(self.batchWindow, "BROKER_BATCH_WINDOW") {
+            let window = try Self.duration(text, "--batch-window")
+            guard window <= .seconds(1) else { throw ValidationError("--batch-window must be at most 1s.") }
+            configuration.bus.batchWindow = window
         }
         if let size = try self.int(self.historySize, "BROKER_HISTORY_SIZE", "--history-size") {
             guard size >= 0 else { throw ValidationError("--history-size must be 0 or more.") }

@@ -10,6 +10,9 @@ import Testing
 
     private func id(_ offset: UInt64) -> EventID { EventID(rawValue: Self.boot + offset) }
 
+    /// No batch window: on an embedded loop, a delivery happens when the test runs the loop.
+    static let atOnce = BusConfiguration(batchWindow: .zero)
+
     // MARK: Publishing
 
     @Test func publishReturnsIncreasingIDsStartingAtBootTime() throws {
@@ -83,7 +86,7 @@ import Testing
         let loop1 = CountingEventLoop()
         let loop2 = CountingEventLoop()
         let clock = ManualClock(microseconds: Self.boot)
-        let broker = Broker(eventLoops: [loop1, loop2], clock: clock.brokerClock)
+        let broker = Broker(eventLoops: [loop1, loop2], configuration: Self.atOnce, clock: clock.brokerClock)
         defer {
             broker.shutdown()
             #expect(throws: Never.self) { try loop1.base.syncShutdownGracefully() }
@@ -124,7 +127,8 @@ import Testing
 
     @Test func aBurstCostsOneExecutePerLoopAndOneFlushPerSubscriber() throws {
         let loop = CountingEventLoop()
-        let broker = Broker(eventLoops: [loop], clock: ManualClock(microseconds: Self.boot).brokerClock)
+        let broker = Broker(
+            eventLoops: [loop], configuration: Self.atOnce, clock: ManualClock(microseconds: Self.boot).brokerClock)
         defer {
             broker.shutdown()
             #expect(throws: Never.self) { try loop.base.syncShutdownGracefully() }
@@ -151,6 +155,40 @@ import Testing
         #expect(loop.executeCount == before + 2)
         loop.base.run()
         #expect(subscribers.allSatisfy { $0.flushes == 2 && $0.events.count == 51 })
+    }
+
+    /// With a batch window, the first event goes out at once; what follows within the window waits for its end and
+    /// reaches each subscriber in one flush.
+    @Test func aBatchWindowHoldsEventsThatFollowADeliveryUntilItEnds() throws {
+        let loop = CountingEventLoop()
+        let broker = Broker(
+            eventLoops: [loop], configuration: BusConfiguration(batchWindow: .seconds(3600)),
+            clock: ManualClock(microseconds: Self.boot).brokerClock)
+        defer {
+            broker.shutdown()
+            #expect(throws: Never.self) { try loop.base.syncShutdownGracefully() }
+        }
+        loop.base.run()
+        let subscribers = (0..<3).map { RecordingSubscriber("s\($0)") }
+        for subscriber in subscribers {
+            _ = try broker.subscribe0(
+                subscriber, selectors: [try TopicSelector("window")], lastEventID: nil, transport: .sse, on: loop)
+        }
+        let topic = try TopicName("window")
+        let before = loop.executeCount
+        let first = try broker.publish(PublishRequest(topics: [topic], data: "first")).id
+        #expect(loop.executeCount == before + 1)
+        loop.base.run()
+        #expect(subscribers.allSatisfy { $0.ids == [first] && $0.flushes == 1 })
+
+        let second = try broker.publish(PublishRequest(topics: [topic], data: "second")).id
+        let third = try broker.publish(PublishRequest(topics: [topic], data: "third")).id
+        #expect(loop.executeCount == before + 1)
+        loop.base.run()
+        loop.base.advanceTime(by: .seconds(3000))
+        #expect(subscribers.allSatisfy { $0.ids == [first] }, "held until the window ends")
+        loop.base.advanceTime(by: .seconds(600))
+        #expect(subscribers.allSatisfy { $0.ids == [first, second, third] && $0.flushes == 2 })
     }
 
     @Test func loopWithoutSubscribersIsNotHandedTheEvent() throws {
@@ -773,7 +811,11 @@ extension BrokerTests {
         let clock = ManualClock(microseconds: BrokerTests.boot)
         let broker: Broker
 
+        /// `configuration`'s batch window is set to zero: embedded loops have no time of their own, and these tests
+        /// deliver when they run the loops.
         init(_ configuration: BusConfiguration = BusConfiguration()) {
+            var configuration = configuration
+            configuration.batchWindow = .zero
             self.broker = Broker(
                 eventLoops: [self.loop1, self.loop2], configuration: configuration, clock: self.clock.brokerClock)
             self.run()  // arms the heartbeat timers

@@ -105,6 +105,16 @@ struct CLITests {
         try await server.stop()
     }
 
+    @Test(arguments: [
+        ("2s", "--batch-window must be at most 1s."),
+        ("soon", "--batch-window: 'soon' is not a duration"),
+    ])
+    func serveRefusesABadBatchWindow(window: String, message: String) throws {
+        let result = try Self.run(["serve", "--port", "0", "--batch-window", window])
+        #expect(result.status != 0)
+        #expect(result.errors.contains(message), "\(result.errors)")
+    }
+
     /// The broker refuses a body over its limit by the `Content-Length`, before reading it, and closes; the CLI
     /// reports that refusal, not the failed write of the rest of the body.
     @Test func publishReportsTheRefusalOfABodyOverTheLimit() async throws {

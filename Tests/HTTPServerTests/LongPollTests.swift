@@ -31,7 +31,10 @@ import Testing
         let loop = EmbeddedEventLoop()
         var logger = Logger(label: "test", factory: { _ in logs })
         logger.logLevel = .debug
-        let broker = Broker(eventLoops: [loop], clock: BrokerClock { 1_000_000_000_000 }, logger: logger)
+        let broker = Broker(
+            eventLoops: [loop], configuration: BusConfiguration(batchWindow: .zero),
+            clock: BrokerClock { 1_000_000_000_000 },
+            logger: logger)
         let configuration = BrokerConfiguration()
         let api = RESTAPI(broker: broker, configuration: configuration, startedAt: .now)
         let channel = EmbeddedChannel(loop: loop)

@@ -21,7 +21,7 @@ import Testing
     ) throws -> Fixture {
         let loop = EmbeddedEventLoop()
         let broker = Broker(
-            eventLoops: [loop], configuration: BusConfiguration(heartbeatInterval: .seconds(15)),
+            eventLoops: [loop], configuration: BusConfiguration(heartbeatInterval: .seconds(15), batchWindow: .zero),
             clock: BrokerClock { 1_000_000_000_000 })
         try prepare(broker)
         var configuration = BrokerConfiguration(slowConsumerBytes: slowConsumerBytes)
@@ -80,7 +80,9 @@ import Testing
 
     @Test func everySubscriberOnALoopGetsTheIdenticalBuffer() throws {
         let loop = EmbeddedEventLoop()
-        let broker = Broker(eventLoops: [loop], clock: BrokerClock { 1_000_000_000_000 })
+        let broker = Broker(
+            eventLoops: [loop], configuration: BusConfiguration(batchWindow: .zero),
+            clock: BrokerClock { 1_000_000_000_000 })
         var channels: [EmbeddedChannel] = []
         for _ in 0..<50 {
             let channel = EmbeddedChannel(loop: loop)

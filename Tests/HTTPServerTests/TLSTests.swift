@@ -339,7 +339,7 @@ struct TLSTests {
     static func connection(sending request: String) throws -> (channel: EmbeddedChannel, loop: EmbeddedEventLoop) {
         let loop = EmbeddedEventLoop()
         let broker = Broker(
-            eventLoops: [loop], configuration: BusConfiguration(heartbeatInterval: .seconds(15)),
+            eventLoops: [loop], configuration: BusConfiguration(heartbeatInterval: .seconds(15), batchWindow: .zero),
             clock: BrokerClock { 1_000_000_000_000 })
         let configuration = BrokerConfiguration()
         let channel = EmbeddedChannel(loop: loop)

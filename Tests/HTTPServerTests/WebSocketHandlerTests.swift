@@ -19,7 +19,8 @@ import Testing
 
         init() {
             self.broker = Broker(
-                eventLoops: [self.loop], configuration: BusConfiguration(heartbeatInterval: .seconds(15)),
+                eventLoops: [self.loop],
+                configuration: BusConfiguration(heartbeatInterval: .seconds(15), batchWindow: .zero),
                 clock: BrokerClock { 1_000_000_000_000 })
             self.configuration = BrokerConfiguration()
             self.api = RESTAPI(broker: self.broker, configuration: self.configuration, startedAt: .now)

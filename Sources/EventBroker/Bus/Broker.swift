@@ -100,7 +100,9 @@ public final class Broker: Sendable {
         self.metrics = metrics
         self.clock = clock
         self.logger = logger
-        self.shards = eventLoops.enumerated().map { SubscriberShard(eventLoop: $1, index: $0, metrics: metrics) }
+        self.shards = eventLoops.enumerated().map {
+            SubscriberShard(eventLoop: $1, index: $0, batchWindow: configuration.batchWindow, metrics: metrics)
+        }
         var byLoop: [ObjectIdentifier: Int] = [:]
         for shard in self.shards { byLoop[ObjectIdentifier(shard.eventLoop)] = shard.index }
         self.shardsByLoop = byLoop

@@ -3,6 +3,13 @@ public struct BusConfiguration: Hashable, Sendable {
     public var history: HistoryLimits
     /// Interval of the `: hb` comment on every stream.
     public var heartbeatInterval: Duration
+    /// Under load, the least time between two deliveries on one event loop: the events published within it reach
+    /// each connection in one write, at the cost of up to this much delay. An event after a quiet spell of this
+    /// long goes out at once. Zero delivers every burst as soon as the loop gets to it.
+    ///
+    /// 10 ms by default: imperceptible for notifications, and under a steady stream it spares both ends a syscall
+    /// per event per connection.
+    public var batchWindow: Duration
     /// The reconnection delay clients are told in the first frame of a stream.
     public var retryMilliseconds: Int
     /// How long a publish's `Idempotency-Key` is remembered.
@@ -16,6 +23,7 @@ public struct BusConfiguration: Hashable, Sendable {
     public init(
         history: HistoryLimits = HistoryLimits(),
         heartbeatInterval: Duration = .seconds(15),
+        batchWindow: Duration = .milliseconds(10),
         retryMilliseconds: Int = 3000,
         idempotencyWindow: Duration = .seconds(600),
         idempotencyCapacity: Int = 100_000,
@@ -25,6 +33,7 @@ public struct BusConfiguration: Hashable, Sendable {
     ) {
         self.history = history
         self.heartbeatInterval = heartbeatInterval
+        self.batchWindow = batchWindow
         self.retryMilliseconds = retryMilliseconds
         self.idempotencyWindow = idempotencyWindow
         self.idempotencyCapacity = idempotencyCapacity

@@ -4,9 +4,13 @@ import NIOCore
 /// The subscribers connected on one event loop, grouped by what they select. Fan-out on a loop happens here.
 ///
 /// Confined to `eventLoop`: every method ending in `0` must run there. The bus never touches the subscribers from
-/// the publishing thread: it appends to the shard's inbox (a short lock, in id order) and schedules one `execute`
+/// the publishing thread: it appends to the shard's inbox (a short lock, in id order) and schedules one delivery
 /// when the inbox was empty. That task delivers everything pending, then flushes each touched connection once, so
 /// a burst of events costs one task per loop and one syscall per connection.
+///
+/// The delivery runs at once (an `execute`) unless the last one began less than the batch window ago; then it waits
+/// for the window to end. Under a steady stream of events a loop thus delivers at most once per window, and the
+/// events of a window reach each connection in one write; an event after a quiet spell goes out without waiting.
 /// `@unchecked Sendable` only so the `Broker` can hold it and schedule work on its loop.
 public final class SubscriberShard: @unchecked Sendable {
     enum Item {
@@ -17,10 +21,14 @@ public final class SubscriberShard: @unchecked Sendable {
     private struct Inbox {
         var items: [Item] = []
         var isScheduled = false
+        /// When the last delivery began (uptime nanoseconds), kept only with a batch window; nil before the first.
+        var lastDelivery: UInt64?
     }
 
     public let eventLoop: any EventLoop
     let index: Int
+    /// The least time between two deliveries on this loop, in nanoseconds; 0 delivers every burst at once.
+    private let batchWindow: UInt64
     private let inbox = NIOLockedValueBox(Inbox())
     private var exact: [TopicName: [ObjectIdentifier: any Subscriber]] = [:]
     private var wildcards: [TopicSelector: [ObjectIdentifier: any Subscriber]] = [:]
@@ -35,9 +43,10 @@ public final class SubscriberShard: @unchecked Sendable {
     /// Deliveries written in the batch being delivered, added to the metrics once at its end.
     private var batchDeliveries = 0
 
-    init(eventLoop: any EventLoop, index: Int, metrics: BusMetrics = BusMetrics()) {
+    init(eventLoop: any EventLoop, index: Int, batchWindow: Duration = .zero, metrics: BusMetrics = BusMetrics()) {
         self.eventLoop = eventLoop
         self.index = index
+        self.batchWindow = UInt64(max(0, TimeAmount(batchWindow).nanoseconds))
         self.metrics = metrics
     }
 
@@ -94,13 +103,21 @@ public final class SubscriberShard: @unchecked Sendable {
 
     /// Queues `item` for this loop. The bus calls it under its lock, so items queue in id order.
     func enqueue(_ item: Item) {
-        let mustSchedule = self.inbox.withLockedValue { inbox -> Bool in
+        let window = self.batchWindow
+        // nil: a delivery is already scheduled; 0: deliver at once; otherwise wait that many nanoseconds.
+        let wait = self.inbox.withLockedValue { inbox -> UInt64? in
             inbox.items.append(item)
-            defer { inbox.isScheduled = true }
-            return !inbox.isScheduled
+            guard !inbox.isScheduled else { return nil }
+            inbox.isScheduled = true
+            guard window > 0, let lastDelivery = inbox.lastDelivery else { return 0 }
+            let sinceLast = NIODeadline.now().uptimeNanoseconds &- lastDelivery
+            return sinceLast < window ? window - sinceLast : 0
         }
-        if mustSchedule {
-            self.eventLoop.execute { self.deliverPending0() }
+        switch wait {
+        case nil: break
+        case 0: self.eventLoop.execute { self.deliverPending0() }
+        case let nanoseconds?:
+            self.eventLoop.scheduleTask(in: .nanoseconds(Int64(nanoseconds))) { self.deliverPending0() }
         }
     }
 
@@ -116,9 +133,11 @@ public final class SubscriberShard: @unchecked Sendable {
     /// Hot path: delivers every queued item to the subscribers on this loop, then flushes each touched one once.
     func deliverPending0() {
         self.eventLoop.assertInEventLoop()
+        let window = self.batchWindow
         self.inbox.withLockedValue { inbox in
             swap(&inbox.items, &self.batch)
             inbox.isScheduled = false
+            if window > 0 { inbox.lastDelivery = NIODeadline.now().uptimeNanoseconds }
         }
         self.deliverBatch0()
     }
