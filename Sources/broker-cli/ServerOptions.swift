@@ -33,8 +33,9 @@ struct ServerOptions: ParsableArguments {
 
     @Option(
         help: """
-            Under load, the least time between two deliveries on one event loop, e.g. 2ms: events published within \
-            it reach each connection in one write, at up to this much delay; 0 delivers at once. At most 1s. \
+            While an event loop is busy with fan-out, the least time between two of its deliveries, e.g. 5ms: \
+            events published within it reach each connection in one write, at up to this much delay; 0 delivers \
+            at once. At most 1s. \
             (env: BROKER_BATCH_WINDOW, default: 10ms)
             """)
     var batchWindow: String?

@@ -3,12 +3,13 @@ public struct BusConfiguration: Hashable, Sendable {
     public var history: HistoryLimits
     /// Interval of the `: hb` comment on every stream.
     public var heartbeatInterval: Duration
-    /// Under load, the least time between two deliveries on one event loop: the events published within it reach
-    /// each connection in one write, at the cost of up to this much delay. An event after a quiet spell of this
-    /// long goes out at once. Zero delivers every burst as soon as the loop gets to it.
+    /// While a loop is busy with fan-out (its last delivery took at least a fiftieth of this), the least time between
+    /// two of its deliveries: the events published within it reach each connection in one write, at the cost of up
+    /// to this much delay. An event after a quiet spell, or after a quick delivery, goes out at once. Zero delivers
+    /// every burst as soon as the loop gets to it.
     ///
-    /// 10 ms by default: imperceptible for notifications, and under a steady stream it spares both ends a syscall
-    /// per event per connection.
+    /// 10 ms by default: imperceptible for notifications, and under a steady stream to many connections it spares
+    /// both ends a syscall per event per connection.
     public var batchWindow: Duration
     /// The reconnection delay clients are told in the first frame of a stream.
     public var retryMilliseconds: Int

@@ -8,9 +8,11 @@ import NIOCore
 /// when the inbox was empty. That task delivers everything pending, then flushes each touched connection once, so
 /// a burst of events costs one task per loop and one syscall per connection.
 ///
-/// The delivery runs at once (an `execute`) unless the last one began less than the batch window ago; then it waits
-/// for the window to end. Under a steady stream of events a loop thus delivers at most once per window, and the
-/// events of a window reach each connection in one write; an event after a quiet spell goes out without waiting.
+/// The delivery runs at once (an `execute`) unless the loop is busy with fan-out: the last delivery took at least a
+/// fiftieth of the batch window, and began less than the window ago. Then it waits for the window to end. Under a
+/// steady stream of events to many connections a loop thus delivers at most once per window, and the events of a
+/// window reach each connection in one write. An event after a quiet spell, or after a delivery to a handful of
+/// connections (a request and its reply going back and forth), goes out without waiting.
 /// `@unchecked Sendable` only so the `Broker` can hold it and schedule work on its loop.
 public final class SubscriberShard: @unchecked Sendable {
     enum Item {
@@ -20,9 +22,11 @@ public final class SubscriberShard: @unchecked Sendable {
 
     private struct Inbox {
         var items: [Item] = []
+        /// A delivery is scheduled or running; items that come meanwhile go with the next one.
         var isScheduled = false
-        /// When the last delivery began (uptime nanoseconds), kept only with a batch window; nil before the first.
-        var lastDelivery: UInt64?
+        /// When the last delivery began (uptime nanoseconds), if it was busy: it took at least a fiftieth of the batch
+        /// window. Nil after a quicker one, before the first, and without a window.
+        var lastBusyDelivery: UInt64?
     }
 
     public let eventLoop: any EventLoop
@@ -103,16 +107,25 @@ public final class SubscriberShard: @unchecked Sendable {
 
     /// Queues `item` for this loop. The bus calls it under its lock, so items queue in id order.
     func enqueue(_ item: Item) {
-        let window = self.batchWindow
-        // nil: a delivery is already scheduled; 0: deliver at once; otherwise wait that many nanoseconds.
         let wait = self.inbox.withLockedValue { inbox -> UInt64? in
             inbox.items.append(item)
             guard !inbox.isScheduled else { return nil }
             inbox.isScheduled = true
-            guard window > 0, let lastDelivery = inbox.lastDelivery else { return 0 }
-            let sinceLast = NIODeadline.now().uptimeNanoseconds &- lastDelivery
-            return sinceLast < window ? window - sinceLast : 0
+            return self.wait(after: inbox.lastBusyDelivery)
         }
+        self.schedule(after: wait)
+    }
+
+    /// How long the next delivery waits, in nanoseconds: until the window that began with the last busy delivery
+    /// ends, or not at all.
+    private func wait(after lastBusyDelivery: UInt64?) -> UInt64 {
+        guard let lastBusyDelivery else { return 0 }
+        let sinceLast = NIODeadline.now().uptimeNanoseconds &- lastBusyDelivery
+        return sinceLast < self.batchWindow ? self.batchWindow - sinceLast : 0
+    }
+
+    /// Schedules ``deliverPending0()`` after `wait` nanoseconds (at once for 0); nothing for nil.
+    private func schedule(after wait: UInt64?) {
         switch wait {
         case nil: break
         case 0: self.eventLoop.execute { self.deliverPending0() }
@@ -133,13 +146,21 @@ public final class SubscriberShard: @unchecked Sendable {
     /// Hot path: delivers every queued item to the subscribers on this loop, then flushes each touched one once.
     func deliverPending0() {
         self.eventLoop.assertInEventLoop()
+        // The inbox stays scheduled while this delivery runs: what comes meanwhile is scheduled at its end.
+        self.inbox.withLockedValue { inbox in swap(&inbox.items, &self.batch) }
         let window = self.batchWindow
-        self.inbox.withLockedValue { inbox in
-            swap(&inbox.items, &self.batch)
-            inbox.isScheduled = false
-            if window > 0 { inbox.lastDelivery = NIODeadline.now().uptimeNanoseconds }
-        }
+        let start = window > 0 ? NIODeadline.now().uptimeNanoseconds : 0
         self.deliverBatch0()
+        let isBusy = window > 0 && NIODeadline.now().uptimeNanoseconds &- start >= window / 50
+        let wait = self.inbox.withLockedValue { inbox -> UInt64? in
+            inbox.lastBusyDelivery = isBusy ? start : nil
+            guard !inbox.items.isEmpty else {
+                inbox.isScheduled = false
+                return nil
+            }
+            return self.wait(after: inbox.lastBusyDelivery)
+        }
+        self.schedule(after: wait)
     }
 
     /// Delivers `items` (taken with ``takePending()``) now, before the queued task would have.
