@@ -3,10 +3,10 @@ public struct BusConfiguration: Hashable, Sendable {
     public var history: HistoryLimits
     /// Interval of the `: hb` comment on every stream.
     public var heartbeatInterval: Duration
-    /// While a loop is busy with fan-out (its last delivery took at least a fiftieth of this), the least time between
+    /// While a loop is busy with fan-out (its last delivery flushed 32 connections or more), the least time between
     /// two of its deliveries: the events published within it reach each connection in one write, at the cost of up
-    /// to this much delay. An event after a quiet spell, or after a quick delivery, goes out at once. Zero delivers
-    /// every burst as soon as the loop gets to it.
+    /// to this much delay. An event after a quiet spell, or after a delivery to fewer connections, goes out at once.
+    /// Zero delivers every burst as soon as the loop gets to it.
     ///
     /// 10 ms by default: imperceptible for notifications, and under a steady stream to many connections it spares
     /// both ends a syscall per event per connection.

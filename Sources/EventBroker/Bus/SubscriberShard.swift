@@ -8,10 +8,10 @@ import NIOCore
 /// when the inbox was empty. That task delivers everything pending, then flushes each touched connection once, so
 /// a burst of events costs one task per loop and one syscall per connection.
 ///
-/// The delivery runs at once (an `execute`) unless the loop is busy with fan-out: the last delivery took at least a
-/// fiftieth of the batch window, and began less than the window ago. Then it waits for the window to end. Under a
-/// steady stream of events to many connections a loop thus delivers at most once per window, and the events of a
-/// window reach each connection in one write. An event after a quiet spell, or after a delivery to a handful of
+/// The delivery runs at once (an `execute`) unless the loop is busy with fan-out: the last delivery flushed at least
+/// ``busyConnections`` connections, and began less than the batch window ago. Then it waits for the window to end.
+/// Under a steady stream of events to many connections a loop thus delivers at most once per window, and the events
+/// of a window reach each connection in one write. An event after a quiet spell, or after a delivery to a few
 /// connections (a request and its reply going back and forth), goes out without waiting.
 /// `@unchecked Sendable` only so the `Broker` can hold it and schedule work on its loop.
 public final class SubscriberShard: @unchecked Sendable {
@@ -24,15 +24,18 @@ public final class SubscriberShard: @unchecked Sendable {
         var items: [Item] = []
         /// A delivery is scheduled or running; items that come meanwhile go with the next one.
         var isScheduled = false
-        /// When the last delivery began (uptime nanoseconds), if it was busy: it took at least a fiftieth of the batch
-        /// window. Nil after a quicker one, before the first, and without a window.
+        /// When the last delivery began (uptime nanoseconds), if it was busy: it flushed at least ``busyConnections``
+        /// connections. Nil after a smaller one, before the first, and without a window.
         var lastBusyDelivery: UInt64?
     }
 
     public let eventLoop: any EventLoop
     let index: Int
-    /// The least time between two deliveries on this loop, in nanoseconds; 0 delivers every burst at once.
+    /// The least time between two busy deliveries on this loop, in nanoseconds; 0 delivers every burst at once.
     private let batchWindow: UInt64
+    /// A delivery that flushes this many connections or more is busy: merging what follows saves that many syscalls
+    /// per event. Below it, the window would add latency and save little.
+    static let busyConnections = 32
     private let inbox = NIOLockedValueBox(Inbox())
     private var exact: [TopicName: [ObjectIdentifier: any Subscriber]] = [:]
     private var wildcards: [TopicSelector: [ObjectIdentifier: any Subscriber]] = [:]
@@ -148,10 +151,8 @@ public final class SubscriberShard: @unchecked Sendable {
         self.eventLoop.assertInEventLoop()
         // The inbox stays scheduled while this delivery runs: what comes meanwhile is scheduled at its end.
         self.inbox.withLockedValue { inbox in swap(&inbox.items, &self.batch) }
-        let window = self.batchWindow
-        let start = window > 0 ? NIODeadline.now().uptimeNanoseconds : 0
-        self.deliverBatch0()
-        let isBusy = window > 0 && NIODeadline.now().uptimeNanoseconds &- start >= window / 50
+        let start = self.batchWindow > 0 ? NIODeadline.now().uptimeNanoseconds : 0
+        let isBusy = self.deliverBatch0() >= Self.busyConnections && self.batchWindow > 0
         let wait = self.inbox.withLockedValue { inbox -> UInt64? in
             inbox.lastBusyDelivery = isBusy ? start : nil
             guard !inbox.items.isEmpty else {
@@ -172,7 +173,9 @@ public final class SubscriberShard: @unchecked Sendable {
         self.deliverBatch0()
     }
 
-    private func deliverBatch0() {
+    /// Delivers `batch` and returns how many connections it flushed.
+    @discardableResult
+    private func deliverBatch0() -> Int {
         for item in self.batch {
             switch item {
             case .event(let event): self.deliver0(event)
@@ -184,11 +187,13 @@ public final class SubscriberShard: @unchecked Sendable {
         }
         self.batch.removeAll(keepingCapacity: true)
         for subscriber in self.dirty { subscriber.flush() }
+        let flushed = self.dirty.count
         self.dirty.removeAll(keepingCapacity: true)
         if self.batchDeliveries > 0 {
             self.metrics.deliveries.increment(by: self.batchDeliveries)
             self.batchDeliveries = 0
         }
+        return flushed
     }
 
     /// Hot path: one event to one subscriber.

@@ -1,11 +1,5 @@
 import EventBroker
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
-
 /// A subscriber that records what the bus hands it, deduplicating like the real handlers: it keeps only events newer
 /// than the last one it kept, so its `events` read as the stream a client would see.
 final class RecordingSubscriber: Subscriber {
@@ -19,8 +13,6 @@ final class RecordingSubscriber: Subscriber {
     private(set) var flushes = 0
     private var lastID = EventID.zero
     private var hasUnflushedWrites = false
-    /// How long each `deliver` takes (it sleeps), to make a delivery slow.
-    var writeTime = Duration.zero
 
     init(_ name: String) {
         self.clientID = ClientID(rawValue: name)
@@ -30,10 +22,6 @@ final class RecordingSubscriber: Subscriber {
 
     func deliver(_ event: BrokerEvent) -> Delivery {
         self.deliveries += 1
-        if self.writeTime > .zero {
-            let (seconds, attoseconds) = self.writeTime.components
-            usleep(UInt32(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
-        }
         guard self.write(event) else { return .skipped }
         defer { self.hasUnflushedWrites = true }
         return self.hasUnflushedWrites ? .written : .firstUnflushedWrite
