@@ -160,40 +160,43 @@ import Testing
     /// A loop busy with fan-out (a delivery flushed `busyConnections` connections or more) holds what follows within
     /// the window until it ends, and each subscriber gets those events in one flush.
     @Test func aBusyDeliveryHoldsTheEventsThatFollowUntilTheWindowEnds() throws {
-        let loop = CountingEventLoop()
-        let broker = Broker(
-            eventLoops: [loop], configuration: BusConfiguration(batchWindow: .seconds(10)),
-            clock: ManualClock(microseconds: Self.boot).brokerClock)
-        defer {
-            broker.shutdown()
-            #expect(throws: Never.self) { try loop.base.syncShutdownGracefully() }
-        }
-        loop.base.run()
-        let subscribers = (0..<SubscriberShard.busyConnections).map { RecordingSubscriber("s\($0)") }
-        for subscriber in subscribers {
-            _ = try broker.subscribe0(
-                subscriber, selectors: [try TopicSelector("window")], lastEventID: nil, transport: .sse, on: loop)
-        }
-        let topic = try TopicName("window")
-        let before = loop.executeCount
-        let first = try broker.publish(PublishRequest(topics: [topic], data: "first")).id
-        #expect(loop.executeCount == before + 1)
-        loop.base.run()
-        #expect(subscribers.allSatisfy { $0.ids == [first] && $0.flushes == 1 })
+        try self.withWindowedBroker(subscribers: SubscriberShard.busyConnections) { loop, broker, subscribers in
+            let topic = try TopicName("window")
+            let before = loop.executeCount
+            let first = try broker.publish(PublishRequest(topics: [topic], data: "first")).id
+            #expect(loop.executeCount == before + 1)
+            loop.base.run()
+            #expect(subscribers.allSatisfy { $0.ids == [first] && $0.flushes == 1 })
 
-        let second = try broker.publish(PublishRequest(topics: [topic], data: "second")).id
-        let third = try broker.publish(PublishRequest(topics: [topic], data: "third")).id
-        #expect(loop.executeCount == before + 1)
-        loop.base.run()
-        loop.base.advanceTime(by: .seconds(5))
-        #expect(subscribers.allSatisfy { $0.ids == [first] }, "held until the window ends")
-        loop.base.advanceTime(by: .seconds(5))
-        #expect(subscribers.allSatisfy { $0.ids == [first, second, third] && $0.flushes == 2 })
+            let second = try broker.publish(PublishRequest(topics: [topic], data: "second")).id
+            let third = try broker.publish(PublishRequest(topics: [topic], data: "third")).id
+            #expect(loop.executeCount == before + 1)
+            loop.base.run()
+            loop.base.advanceTime(by: .seconds(5))
+            #expect(subscribers.allSatisfy { $0.ids == [first] }, "held until the window ends")
+            loop.base.advanceTime(by: .seconds(5))
+            #expect(subscribers.allSatisfy { $0.ids == [first, second, third] && $0.flushes == 2 })
+        }
     }
 
     /// A delivery to fewer connections holds nothing back, whatever the window: a request and its reply going back
     /// and forth through the broker are not slowed down.
     @Test func aSmallDeliveryHoldsNothingBack() throws {
+        try self.withWindowedBroker(subscribers: SubscriberShard.busyConnections - 1) { loop, broker, subscribers in
+            var ids: [EventID] = []
+            for index in 0..<5 {
+                ids.append(try broker.publish(PublishRequest(topics: [try TopicName("window")], data: "\(index)")).id)
+                loop.base.run()
+                #expect(subscribers.allSatisfy { $0.ids == ids })
+            }
+            #expect(subscribers.allSatisfy { $0.flushes == 5 })
+        }
+    }
+
+    /// A broker on one counting loop with a 10 s batch window and `count` subscribers to `window`, for `body`.
+    private func withWindowedBroker(
+        subscribers count: Int, _ body: (CountingEventLoop, Broker, [RecordingSubscriber]) throws -> Void
+    ) throws {
         let loop = CountingEventLoop()
         let broker = Broker(
             eventLoops: [loop], configuration: BusConfiguration(batchWindow: .seconds(10)),
@@ -203,18 +206,12 @@ import Testing
             #expect(throws: Never.self) { try loop.base.syncShutdownGracefully() }
         }
         loop.base.run()
-        let subscribers = (1..<SubscriberShard.busyConnections).map { RecordingSubscriber("s\($0)") }
+        let subscribers = (0..<count).map { RecordingSubscriber("s\($0)") }
         for subscriber in subscribers {
             _ = try broker.subscribe0(
-                subscriber, selectors: [try TopicSelector("ping")], lastEventID: nil, transport: .sse, on: loop)
+                subscriber, selectors: [try TopicSelector("window")], lastEventID: nil, transport: .sse, on: loop)
         }
-        var ids: [EventID] = []
-        for index in 0..<5 {
-            ids.append(try broker.publish(PublishRequest(topics: [try TopicName("ping")], data: "\(index)")).id)
-            loop.base.run()
-            #expect(subscribers.allSatisfy { $0.ids == ids })
-        }
-        #expect(subscribers.allSatisfy { $0.flushes == 5 })
+        try body(loop, broker, subscribers)
     }
 
     @Test func loopWithoutSubscribersIsNotHandedTheEvent() throws {
