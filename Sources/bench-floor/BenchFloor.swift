@@ -1,10 +1,6 @@
 import NIOCore
 import NIOPosix
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 /// A reference point for the publish benchmark: the least an HTTP/1.1 server on SwiftNIO can do per request.
 ///
 /// It finds where each request ends (its empty line, then its `Content-Length` body) and answers every one with the
