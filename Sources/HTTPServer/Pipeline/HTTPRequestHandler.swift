@@ -227,7 +227,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         let length = self.parser.contentLength
         let waitsForContinue = self.parser.waitsForContinue
         guard let match = Router.match(path: target.path) else {
-            self.refuse(head, .notFound(target.path), now: waitsForContinue, context: context)
+            self.refuse(head, .notFound(String(target.path)), now: waitsForContinue, context: context)
             return
         }
         guard match.route.allowedMethods.contains(head.method) else {
@@ -550,7 +550,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             name = try RESTAPI.displayName(request.target)
             // A WebSocket that can neither subscribe nor publish is refused at the handshake.
             try self.authorize { () throws(AuthorizationError) in try principal.authorizeSubscribe(to: []) }
-            if request.target.contains("topic") || request.target.contains("topics") {
+            if request.target.contains("topic", "topics") {
                 selectors = try RESTAPI.selectors(request.target)
                 try self.authorize { () throws(AuthorizationError) in try principal.authorizeSubscribe(to: selectors) }
             }

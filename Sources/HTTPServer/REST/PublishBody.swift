@@ -40,8 +40,8 @@ struct PublishBody: Sendable {
         let isText = mediaType?.hasPrefix("text/") == true || mediaType == "application/octet-stream"
         let queryNamesTarget: Bool
         switch kind {
-        case .publish: queryNamesTarget = target.contains("topic") || target.contains("topics")
-        case .message: queryNamesTarget = target.contains("to") || target.contains("user")
+        case .publish: queryNamesTarget = target.contains("topic", "topics")
+        case .message: queryNamesTarget = target.contains("to", "user")
         case .broadcast: queryNamesTarget = isText
         }
         if queryNamesTarget {
@@ -95,16 +95,17 @@ struct PublishBody: Sendable {
         var retry: String?
         var isPrivate: String?
         var ephemeral: String?
-        for (name, value) in target.query {
-            switch name {
-            case "topic": topics.append(value)
-            case "topics": listedTopics.append(value)
-            case "to": fields.to = fields.to ?? value
-            case "user": fields.user = fields.user ?? value
-            case "event": fields.event = fields.event ?? value
-            case "retry": retry = retry ?? value
-            case "private": isPrivate = isPrivate ?? value
-            case "ephemeral": ephemeral = ephemeral ?? value
+        for (rawName, rawValue) in target.parameters {
+            let value = { RequestTarget.decodeForm(rawValue) }
+            switch RequestTarget.decodeForm(rawName) {
+            case "topic": topics.append(value())
+            case "topics": listedTopics.append(value())
+            case "to": fields.to = fields.to ?? value()
+            case "user": fields.user = fields.user ?? value()
+            case "event": fields.event = fields.event ?? value()
+            case "retry": retry = retry ?? value()
+            case "private": isPrivate = isPrivate ?? value()
+            case "ephemeral": ephemeral = ephemeral ?? value()
             default: break
             }
         }

@@ -1,83 +1,122 @@
-/// A request target split into its percent-decoded path and query parameters.
+/// A request target: its percent-decoded path, and its query parameters, read where they are asked for.
 ///
-/// Query values decode `+` as a space and `%XX` escapes; repeated names are kept in order (`topic=a&topic=b`).
+/// The path is a slice of the target, copied only when it holds escapes. The query stays text and is walked on
+/// demand: a request costs no list of parameters, and no string for a parameter it never reads. Query values decode
+/// `+` as a space and `%XX` escapes; repeated names are kept in order (`topic=a&topic=b`). Names are matched by their
+/// decoded bytes.
 struct RequestTarget: Sendable {
-    let path: String
-    let query: [(name: String, value: String)]
+    let path: Substring
+    /// The query's bytes, still encoded: after the `?`, up to any `#`.
+    let queryText: Substring.UTF8View
 
     init(uri: String) {
         let utf8 = uri.utf8
         let pathEnd = utf8.firstIndex(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) ?? utf8.endIndex
-        self.path = Self.percentDecode(String(uri[..<pathEnd]), plusIsSpace: false)
+        let path = uri[..<pathEnd]
+        self.path =
+            Self.needsDecoding(path.utf8, plusIsSpace: false)
+            ? Substring(Self.decode(path.utf8, plusIsSpace: false)) : path
         if pathEnd != utf8.endIndex, utf8[pathEnd] == UInt8(ascii: "?") {
-            self.query = Self.parseForm(uri[uri.index(after: pathEnd)...])
+            let query = uri[uri.utf8.index(after: pathEnd)...].utf8
+            self.queryText = query[..<(query.firstIndex(of: UInt8(ascii: "#")) ?? query.endIndex)]
         } else {
-            self.query = []
+            self.queryText = Substring().utf8
         }
     }
 
+    /// Every parameter, decoded, in order.
+    var query: [(name: String, value: String)] {
+        self.parameters.map { (Self.decodeForm($0.name), Self.decodeForm($0.value)) }
+    }
+
+    /// The parameters as they are written (still encoded), in order: decode what is used with ``decodeForm(_:)``.
+    var parameters: FormParameters { FormParameters(self.queryText) }
+
     /// Every value of `name`, in order.
-    func values(_ name: String) -> [String] { self.query.filter { $0.name == name }.map(\.value) }
+    func values(_ name: String) -> [String] {
+        self.parameters.filter { Self.decodes($0.name, to: name) }.map { Self.decodeForm($0.value) }
+    }
 
     /// The first value of any of `names`, in the order of `names`.
     func first(_ names: String...) -> String? {
-        for name in names { if let value = self.query.first(where: { $0.name == name })?.value { return value } }
+        for name in names {
+            if let parameter = self.parameters.first(where: { Self.decodes($0.name, to: name) }) {
+                return Self.decodeForm(parameter.value)
+            }
+        }
         return nil
     }
 
-    func contains(_ name: String) -> Bool { self.query.contains { $0.name == name } }
+    /// Whether any of `names` is given, in one pass over the query.
+    func contains(_ names: String...) -> Bool {
+        self.parameters.contains { parameter in names.contains { Self.decodes(parameter.name, to: $0) } }
+    }
 
-    /// Parses `application/x-www-form-urlencoded` text (also the query string's format). Splits on bytes, not
-    /// characters: `&` and `=` are ASCII, and byte splitting is what the format means.
+    /// Whether the encoded form component `component` decodes to `name`'s bytes.
+    static func decodes(_ component: Substring.UTF8View, to name: String) -> Bool {
+        guard Self.needsDecoding(component, plusIsSpace: true) else { return component.elementsEqual(name.utf8) }
+        return Self.decode(component, plusIsSpace: true).utf8.elementsEqual(name.utf8)
+    }
+
+    /// Parses `application/x-www-form-urlencoded` text (also the query string's format), decoded.
     static func parseForm(_ text: Substring) -> [(name: String, value: String)] {
-        var result: [(name: String, value: String)] = []
         let utf8 = text.utf8
-        var end = utf8.firstIndex(of: UInt8(ascii: "#")) ?? utf8.endIndex
-        var start = utf8.startIndex
-        if start == end { return result }
-        while start < end {
-            let pairEnd = utf8[start..<end].firstIndex(of: UInt8(ascii: "&")) ?? end
-            if pairEnd > start {
-                let pair = utf8[start..<pairEnd]
-                if let equals = pair.firstIndex(of: UInt8(ascii: "=")) {
-                    let name = Substring(utf8[start..<equals])
-                    let value = Substring(utf8[utf8.index(after: equals)..<pairEnd])
-                    result.append(
-                        (
-                            Self.percentDecode(String(name), plusIsSpace: true),
-                            Self.percentDecode(String(value), plusIsSpace: true)
-                        ))
-                } else {
-                    result.append((Self.percentDecode(String(Substring(pair)), plusIsSpace: true), ""))
-                }
-            }
-            start = pairEnd == end ? end : utf8.index(after: pairEnd)
+        return FormParameters(utf8[..<(utf8.firstIndex(of: UInt8(ascii: "#")) ?? utf8.endIndex)]).map {
+            (Self.decodeForm($0.name), Self.decodeForm($0.value))
         }
-        end = utf8.endIndex
-        return result
+    }
+
+    /// A form component decoded: `+` as a space, `%XX` escapes.
+    static func decodeForm(_ component: Substring.UTF8View) -> String {
+        guard Self.needsDecoding(component, plusIsSpace: true) else { return String(Substring(component)) }
+        return Self.decode(component, plusIsSpace: true)
+    }
+
+    private static func needsDecoding(_ text: Substring.UTF8View, plusIsSpace: Bool) -> Bool {
+        text.contains { $0 == UInt8(ascii: "%") || (plusIsSpace && $0 == UInt8(ascii: "+")) }
     }
 
     /// Decodes `%XX` escapes (and `+` when asked). Malformed escapes are kept as they are; bytes that do not form
     /// UTF-8 become U+FFFD, which no topic or id accepts, so they are refused downstream.
-    static func percentDecode(_ text: String, plusIsSpace: Bool) -> String {
-        guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || (plusIsSpace && $0 == UInt8(ascii: "+")) })
-        else { return text }
+    private static func decode(_ text: Substring.UTF8View, plusIsSpace: Bool) -> String {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(text.utf8.count)
-        var iterator = Array(text.utf8)[...]
-        while let byte = iterator.popFirst() {
+        bytes.reserveCapacity(text.count)
+        var rest = text[...]
+        while let byte = rest.popFirst() {
             if byte == UInt8(ascii: "+") && plusIsSpace {
                 bytes.append(UInt8(ascii: " "))
-            } else if byte == UInt8(ascii: "%"), iterator.count >= 2,
-                let high = iterator[iterator.startIndex].hexDigitValue,
-                let low = iterator[iterator.startIndex + 1].hexDigitValue
+            } else if byte == UInt8(ascii: "%"), let high = rest.first?.hexDigitValue,
+                let low = rest.dropFirst().first?.hexDigitValue
             {
                 bytes.append(high << 4 | low)
-                iterator = iterator.dropFirst(2)
+                rest = rest.dropFirst(2)
             } else {
                 bytes.append(byte)
             }
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// The `name=value` pairs of form text, split on bytes (`&` and `=` are ASCII, and byte splitting is what the format
+/// means), still encoded. Empty pairs are skipped; a pair without `=` has an empty value.
+struct FormParameters: Sequence, IteratorProtocol {
+    private var rest: Substring.UTF8View
+
+    init(_ text: Substring.UTF8View) {
+        self.rest = text
+    }
+
+    mutating func next() -> (name: Substring.UTF8View, value: Substring.UTF8View)? {
+        while !self.rest.isEmpty {
+            let pairEnd = self.rest.firstIndex(of: UInt8(ascii: "&")) ?? self.rest.endIndex
+            let pair = self.rest[..<pairEnd]
+            self.rest =
+                pairEnd == self.rest.endIndex ? self.rest[pairEnd...] : self.rest[self.rest.index(after: pairEnd)...]
+            guard !pair.isEmpty else { continue }
+            guard let equals = pair.firstIndex(of: UInt8(ascii: "=")) else { return (pair, pair[pair.endIndex...]) }
+            return (pair[..<equals], pair[pair.index(after: equals)...])
+        }
+        return nil
     }
 }

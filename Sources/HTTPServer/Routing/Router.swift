@@ -81,7 +81,7 @@ enum Router {
         var file: String? = nil
     }
 
-    static func match(path: String) -> Match? {
+    static func match(path: Substring) -> Match? {
         switch path {
         case "/api/events": return Match(route: .events, topic: nil)
         case "/api/events/publish": return Match(route: .publish, topic: nil)
