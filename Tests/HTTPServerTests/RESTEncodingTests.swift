@@ -1,3 +1,4 @@
+import EventBroker
 import NIOCore
 import Testing
 
@@ -6,11 +7,19 @@ import Testing
 /// The REST layer's own encoding and decoding, without a server: the answers' JSON and the raw publish's query.
 @Suite struct RESTEncodingTests {
     @Test(arguments: [UInt64(0), 7, 1_234_567_890, 12_345_678_901, 1_796_074_707_034_911, .max])
-    func writesAQuotedNumberAsItsDigits(_ value: UInt64) {
-        var json = JSONObjectWriter()
-        json.quotedDigits("id", value)
-        json.int("n", 1)
-        #expect(json.finish() == "{\"id\":\"\(value)\",\"n\":1}")
+    func answersAPublishWithItsIdAsAQuotedNumber(_ value: UInt64) throws {
+        let topics = try ["a", "room/b-1", "x:y@z.$_"].map { name throws(BrokerError) in try TopicName(name) }
+        for count in 0...3 {
+            let result = PublishResult(
+                id: EventID(rawValue: value), topics: Array(topics.prefix(count)), subscribers: Int(value % 1000))
+            let names = topics.prefix(count).map { "\"\($0.value)\"" }.joined(separator: ",")
+            let response = RESTAPI.published(result)
+            #expect(response.body == "{\"id\":\"\(value)\",\"topics\":[\(names)],\"subscribers\":\(value % 1000)}")
+            #expect(response.headers.map(\.0) == ["Content-Type"])
+        }
+        var replay = PublishResult(id: EventID(rawValue: value), topics: topics, subscribers: 0)
+        replay.isReplay = true
+        #expect(RESTAPI.published(replay).headers.contains { $0 == ("Idempotent-Replayed", "true") })
     }
 
     @Test func readsARawPublishFromItsQueryTopicsInOrderAndTheFirstOfEveryOtherName() throws {

@@ -64,26 +64,6 @@ struct JSONObjectWriter {
 
     mutating func int(_ key: StaticString, _ value: Int) { self.raw(key, String(value)) }
 
-    /// A number written as a JSON string (event ids, which JavaScript's numbers cannot hold exactly), without a
-    /// string of its own: up to 20 digits, appended as two small strings, which need no allocation.
-    mutating func quotedDigits(_ key: StaticString, _ value: UInt64) {
-        self.key(key)
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
-            var start = 20
-            var rest = value
-            repeat {
-                start -= 1
-                digits[start] = UInt8(ascii: "0") + UInt8(rest % 10)
-                rest /= 10
-            } while rest > 0
-            let middle = max(start, 10)
-            self.text += "\""
-            self.text += String(decoding: UnsafeBufferPointer(rebasing: digits[start..<middle]), as: UTF8.self)
-            self.text += String(decoding: UnsafeBufferPointer(rebasing: digits[middle..<20]), as: UTF8.self)
-            self.text += "\""
-        }
-    }
-
     mutating func bool(_ key: StaticString, _ value: Bool) { self.raw(key, value ? "true" : "false") }
     mutating func strings(_ key: StaticString, _ values: some Sequence<String>) {
         self.key(key)
@@ -99,5 +79,55 @@ struct JSONObjectWriter {
     consuming func finish() -> String {
         self.text += "}"
         return self.text
+    }
+}
+
+/// Writes bytes straight into a string's storage as it is created, for a hot answer whose longest size is known: one
+/// allocation and no appends. Its text must need no JSON escaping (literals, digits, topic names).
+struct PlainTextWriter {
+    private let buffer: UnsafeMutableBufferPointer<UInt8>
+    private(set) var count = 0
+
+    /// A string of at most `capacity` bytes, written by `body`.
+    static func string(capacity: Int, _ body: (inout PlainTextWriter) -> Void) -> String {
+        String(unsafeUninitializedCapacity: capacity) { buffer in
+            var writer = PlainTextWriter(buffer: buffer)
+            body(&writer)
+            return writer.count
+        }
+    }
+
+    private init(buffer: UnsafeMutableBufferPointer<UInt8>) {
+        self.buffer = buffer
+    }
+
+    mutating func write(_ text: StaticString) {
+        text.withUTF8Buffer { self.write(bytes: $0) }
+    }
+
+    mutating func write(_ text: String) {
+        var text = text
+        text.withUTF8 { self.write(bytes: $0) }
+    }
+
+    mutating func write(digitsOf value: UInt64) {
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for the 20 digits of UInt64.max
+        withUnsafeMutableBytes(of: &digits) { scratch in
+            var start = scratch.count
+            var rest = value
+            repeat {
+                start -= 1
+                scratch[start] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+            } while rest > 0
+            self.write(bytes: UnsafeBufferPointer(rebasing: scratch.bindMemory(to: UInt8.self)[start...]))
+        }
+    }
+
+    private mutating func write(bytes: UnsafeBufferPointer<UInt8>) {
+        precondition(self.count + bytes.count <= self.buffer.count, "PlainTextWriter: over its capacity")
+        guard let source = bytes.baseAddress, bytes.count > 0 else { return }
+        (self.buffer.baseAddress! + self.count).update(from: source, count: bytes.count)
+        self.count += bytes.count
     }
 }

@@ -190,13 +190,25 @@ struct RESTAPI: Sendable {
         return key
     }
 
-    private static func published(_ result: PublishResult) -> HTTPResponse {
-        // Room for the id, the count and the topics' names: one allocation for the whole answer.
-        var json = JSONObjectWriter(capacity: 64 + result.topics.reduce(0) { $0 + $1.value.utf8.count + 3 })
-        json.quotedDigits("id", result.id.rawValue)
-        json.strings("topics", result.topics.lazy.map(\.value))
-        json.int("subscribers", result.subscribers)
-        return .json(json.finish(), headers: result.isReplay ? [("Idempotent-Replayed", "true")] : [])
+    /// `{"id":"…","topics":[…],"subscribers":n}`: the answer to every publish, so written straight into one string.
+    /// Topic names need no JSON escaping (see `TopicName`); the id is a string, which JavaScript's numbers cannot
+    /// hold exactly.
+    static func published(_ result: PublishResult) -> HTTPResponse {
+        let capacity = 80 + result.topics.reduce(0) { $0 + $1.value.utf8.count + 3 }
+        let json = PlainTextWriter.string(capacity: capacity) { json in
+            json.write("{\"id\":\"")
+            json.write(digitsOf: result.id.rawValue)
+            json.write("\",\"topics\":[")
+            for (index, topic) in result.topics.enumerated() {
+                json.write(index == 0 ? "\"" : ",\"")
+                json.write(topic.value)
+                json.write("\"")
+            }
+            json.write("],\"subscribers\":")
+            json.write(digitsOf: UInt64(max(0, result.subscribers)))
+            json.write("}")
+        }
+        return .json(json, headers: result.isReplay ? [("Idempotent-Replayed", "true")] : [])
     }
 
     // MARK: Reading
