@@ -101,29 +101,29 @@ public enum SSEFrame {
             payload.writeString(event)
             payload.writeStaticString("\n")
         }
-        // One `data:` line per line; CR, LF and CRLF all end a line, as the WHATWG parser reads them.
-        let bytes = data.utf8
-        var lineStart = bytes.startIndex
-        var index = bytes.startIndex
-        while index != bytes.endIndex {
-            let byte = bytes[index]
-            if byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") {
-                payload.writeStaticString("data: ")
-                payload.writeBytes(bytes[lineStart..<index])
-                payload.writeStaticString("\n")
-                var next = bytes.index(after: index)
-                if byte == UInt8(ascii: "\r"), next != bytes.endIndex, bytes[next] == UInt8(ascii: "\n") {
-                    next = bytes.index(after: next)
+        // One `data:` line per line; CR, LF and CRLF all end a line, as the WHATWG parser reads them. Scanned as
+        // contiguous bytes: no string index per byte.
+        var data = data
+        data.withUTF8 { bytes in
+            var lineStart = 0
+            var index = 0
+            while index < bytes.count {
+                let byte = bytes[index]
+                guard byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") else {
+                    index += 1
+                    continue
                 }
-                lineStart = next
-                index = next
-            } else {
-                index = bytes.index(after: index)
+                payload.writeStaticString("data: ")
+                payload.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[lineStart..<index])))
+                payload.writeStaticString("\n")
+                index += 1
+                if byte == UInt8(ascii: "\r"), index < bytes.count, bytes[index] == UInt8(ascii: "\n") { index += 1 }
+                lineStart = index
             }
+            payload.writeStaticString("data: ")
+            payload.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[lineStart..<bytes.count])))
+            payload.writeStaticString("\n\n")
         }
-        payload.writeStaticString("data: ")
-        payload.writeBytes(bytes[lineStart..<bytes.endIndex])
-        payload.writeStaticString("\n\n")
     }
 
     static func chunk(_ text: String) -> ByteBuffer {
