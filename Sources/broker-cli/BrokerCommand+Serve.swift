@@ -16,6 +16,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var options: ServerOptions
 
     func run() async throws {
+        HeapTuning.apply()
         var configuration = try self.options.configuration()
         // An unusable certificate or key stops the start-up before anything runs: one line naming the file.
         configuration.connectionSecurity = try self.options.tlsFiles()?.makeConnectionSecurity()
