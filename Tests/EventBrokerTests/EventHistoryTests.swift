@@ -37,11 +37,8 @@ import Testing
         )
     }
 
-    /// The number of entries in the private timeline, read by reflection.
-    private func timelineCount(_ history: EventHistory) throws -> Int {
-        let timeline = try #require(Mirror(reflecting: history).children.first { $0.label == "timeline" }?.value)
-        return try #require(timeline as? any Collection).count
-    }
+    /// The number of entries in the timeline, live or count-evicted.
+    private func timelineCount(_ history: EventHistory) throws -> Int { history.timelineEntries }
 
     // MARK: Count bound
 

@@ -34,7 +34,7 @@ struct EventHistory {
 
     var limits: HistoryLimits
     private var rings: [TopicName: TopicRing] = [:]
-    private var timeline = CircularBuffer<TimelineEntry>(initialCapacity: 64)
+    private var timeline = ChunkedQueue<TimelineEntry>()
     /// Entries of `timeline` whose event is still in its ring; the rest were count-evicted and are skipped.
     private(set) var liveEntries = 0
     /// Newest id dropped in timeline order (bytes or age): every event at or below it is gone on every topic. It is
@@ -45,6 +45,9 @@ struct EventHistory {
     init(limits: HistoryLimits) {
         self.limits = limits
     }
+
+    /// Entries in the timeline: one per retained event and topic, and the count-evicted ones not dropped yet.
+    var timelineEntries: Int { self.timeline.count }
 
     /// Topics that currently retain at least one event, and how many.
     var topicCount: Int { self.rings.count }
@@ -128,7 +131,7 @@ struct EventHistory {
     private mutating func firstLiveTimelineEntry() -> TimelineEntry? {
         while let entry = self.timeline.first {
             if let first = self.rings[entry.topic]?.events.first, first === entry.event { return entry }
-            self.timeline.removeFirst()
+            self.timeline.popFirst()
         }
         return nil
     }
@@ -155,7 +158,7 @@ struct EventHistory {
     /// Count-evicted entries stay in the timeline until eviction reaches them; rebuild it when they dominate.
     private mutating func compactTimelineIfNeeded() {
         guard self.timeline.count > 2 * self.liveEntries + 1024 else { return }
-        var compacted = CircularBuffer<TimelineEntry>(initialCapacity: self.liveEntries + 64)
+        var compacted = ChunkedQueue<TimelineEntry>()
         for entry in self.timeline {
             if let first = self.rings[entry.topic]?.events.first, first.id <= entry.event.id {
                 compacted.append(entry)
