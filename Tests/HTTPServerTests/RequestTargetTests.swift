@@ -44,8 +44,9 @@ import Testing
 
     @Test func containsAndFirstTakeSeveralNames() {
         let target = RequestTarget(uri: "/p?last_event_id=4&lastEventId=9")
-        #expect(target.contains("nothing", "lastEventId"))
-        #expect(!target.contains("nothing", "else"))
+        #expect(target.contains("nothing", or: "lastEventId"))
+        #expect(target.contains("lastEventId", or: "nothing"))
+        #expect(!target.contains("nothing", or: "else"))
         // The first of `names` that is given wins, whatever the order of the query.
         #expect(target.first("lastEventId", "last_event_id") == "9")
         #expect(target.first("missing", "last_event_id") == "4")

@@ -550,7 +550,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             name = try RESTAPI.displayName(request.target)
             // A WebSocket that can neither subscribe nor publish is refused at the handshake.
             try self.authorize { () throws(AuthorizationError) in try principal.authorizeSubscribe(to: []) }
-            if request.target.contains("topic", "topics") {
+            if request.target.contains("topic", or: "topics") {
                 selectors = try RESTAPI.selectors(request.target)
                 try self.authorize { () throws(AuthorizationError) in try principal.authorizeSubscribe(to: selectors) }
             }

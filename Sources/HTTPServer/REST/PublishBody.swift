@@ -40,8 +40,8 @@ struct PublishBody: Sendable {
         let isText = mediaType?.hasPrefix("text/") == true || mediaType == "application/octet-stream"
         let queryNamesTarget: Bool
         switch kind {
-        case .publish: queryNamesTarget = target.contains("topic", "topics")
-        case .message: queryNamesTarget = target.contains("to", "user")
+        case .publish: queryNamesTarget = target.contains("topic", or: "topics")
+        case .message: queryNamesTarget = target.contains("to", or: "user")
         case .broadcast: queryNamesTarget = isText
         }
         if queryNamesTarget {

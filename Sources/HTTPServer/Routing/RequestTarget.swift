@@ -47,9 +47,12 @@ struct RequestTarget: Sendable {
         return nil
     }
 
-    /// Whether any of `names` is given, in one pass over the query.
-    func contains(_ names: String...) -> Bool {
-        self.parameters.contains { parameter in names.contains { Self.decodes(parameter.name, to: $0) } }
+    func contains(_ name: String) -> Bool { self.parameters.contains { Self.decodes($0.name, to: name) } }
+
+    /// Whether `name` or `other` is given, in one pass over the query (not variadic: a variadic list is an
+    /// allocation per call).
+    func contains(_ name: String, or other: String) -> Bool {
+        self.parameters.contains { Self.decodes($0.name, to: name) || Self.decodes($0.name, to: other) }
     }
 
     /// Whether the encoded form component `component` decodes to `name`'s bytes.
