@@ -22,29 +22,33 @@ extension ByteBuffer {
     /// Writes `value` in decimal at `index`, which must lie within the written bytes; returns the digits written.
     @discardableResult
     package mutating func setDecimal(_ value: UInt64, at index: Int) -> Int {
-        let digits = Self.decimalDigits(value)
-        var rest = value
-        for position in stride(from: index + digits - 1, through: index, by: -1) {
-            self.setInteger(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10), at: position)
-            rest /= 10
-        }
-        return digits
+        Self.withDigits(of: value, radix: 10) { self.setBytes($0, at: index) }
     }
 
-    /// Writes `value` in lowercase hex as exactly `digits` digits at `index`, within the written bytes.
     package mutating func setHex(_ value: UInt64, digits: Int, at index: Int) {
-        var rest = value
-        for position in stride(from: index + digits - 1, through: index, by: -1) {
-            let nibble = UInt8(truncatingIfNeeded: rest & 0xF)
-            self.setInteger(nibble < 10 ? UInt8(ascii: "0") &+ nibble : UInt8(ascii: "a") &+ nibble &- 10, at: position)
-            rest >>= 4
-        }
+        Self.withDigits(of: value, radix: 16, count: digits) { _ = self.setBytes($0, at: index) }
     }
 
-    /// Appends `value` in decimal.
     package mutating func writeDecimal(_ value: UInt64) {
-        let digits = Self.decimalDigits(value)
-        self.writeRepeatingByte(UInt8(ascii: "0"), count: digits)
-        self.setDecimal(value, at: self.writerIndex - digits)
+        Self.withDigits(of: value, radix: 10) { _ = self.writeBytes($0) }
+    }
+
+    /// The digits of `value` (lowercase), at least `count` of them (zero-padded), composed on the stack so the buffer
+    /// takes them in one copy: one uniqueness and bounds check, not one per digit.
+    private static func withDigits<Result>(
+        of value: UInt64, radix: UInt64, count: Int = 1, _ body: (UnsafeRawBufferPointer) -> Result
+    ) -> Result {
+        var scratch: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)  // 32 bytes: 20 decimal or 16 hex digits fit
+        return withUnsafeMutableBytes(of: &scratch) { bytes in
+            var start = bytes.count
+            var rest = value
+            repeat {
+                start -= 1
+                let digit = UInt8(truncatingIfNeeded: rest % radix)
+                bytes[start] = digit < 10 ? UInt8(ascii: "0") &+ digit : UInt8(ascii: "a") &+ digit &- 10
+                rest /= radix
+            } while rest > 0 || bytes.count - start < count
+            return body(UnsafeRawBufferPointer(rebasing: bytes[start...]))
+        }
     }
 }
