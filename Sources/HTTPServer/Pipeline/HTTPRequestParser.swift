@@ -1,6 +1,14 @@
 import NIOCore
 import NIOHTTP1
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// Reads HTTP/1.1 requests (RFC 9112) straight from the receive buffer, one part at a time: a head, the body as
 /// slices of the received bytes (no copy), then the end.
 ///
@@ -170,7 +178,7 @@ struct HTTPRequestParser {
         let found: Int? = buffer.withUnsafeReadableBytes { bytes in
             // Resume a few bytes back, so a CRLF CRLF split across reads is found.
             var index = max(0, scanned - 3)
-            while index < bytes.count, let lf = bytes[index...].firstIndex(of: 0x0A) {
+            while index < bytes.count, let lf = Self.firstIndex(of: 0x0A, in: bytes[index...]) {
                 if lf >= 3 && bytes[lf - 1] == 0x0D && bytes[lf - 2] == 0x0A && bytes[lf - 3] == 0x0D {
                     return lf + 1
                 }
@@ -374,12 +382,16 @@ struct HTTPRequestParser {
         mutating func next() throws(ParseError) -> Bytes? {
             guard self.position < self.bytes.endIndex else { return nil }
             let rest = self.bytes[self.position...]
-            guard let lf = rest.firstIndex(of: 0x0A) else { throw .invalid("a line does not end with CRLF") }
+            guard let lf = HTTPRequestParser.firstIndex(of: 0x0A, in: rest) else {
+                throw .invalid("a line does not end with CRLF")
+            }
             guard lf > self.position, self.bytes[lf - 1] == 0x0D else {
                 throw .invalid("a line ends with a bare LF")
             }
             let line = self.bytes[self.position..<(lf - 1)]
-            guard !line.contains(0x0D) else { throw .invalid("a line has a bare CR") }
+            guard HTTPRequestParser.firstIndex(of: 0x0D, in: line) == nil else {
+                throw .invalid("a line has a bare CR")
+            }
             self.position = lf + 1
             return line
         }
@@ -387,6 +399,13 @@ struct HTTPRequestParser {
 
     /// The bytes of a head: slices of the received buffer's memory, read in place.
     private typealias Bytes = Slice<UnsafeRawBufferPointer>
+
+    /// Where `byte` first occurs in `bytes`, found by `memchr` (many bytes at a time), not a loop over each byte.
+    private static func firstIndex(of byte: UInt8, in bytes: Bytes) -> Int? {
+        let raw = UnsafeRawBufferPointer(rebasing: bytes)
+        guard let base = raw.baseAddress, let found = memchr(base, Int32(byte), raw.count) else { return nil }
+        return bytes.startIndex + (UnsafeRawPointer(found) - base)
+    }
 
     /// `bytes` as text; invalid UTF-8 is repaired to U+FFFD.
     private static func string(_ bytes: Bytes) -> String {
