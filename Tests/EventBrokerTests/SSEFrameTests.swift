@@ -324,4 +324,29 @@ extension SSEFrameTests {
         }
         return stream
     }
+
+    // MARK: Data kept once
+
+    /// An event's data reads back exactly, whether its SSE chunk holds it verbatim (one line: history keeps it once)
+    /// or not (line breaks: kept beside the chunk).
+    @Test(arguments: [
+        ("hello", true), ("{\"v\":1}", true), ("h\u{E9}llo \u{1F600}", true), ("", true), ("a\nb", false),
+        ("a\r\nb", false), ("a\rb", false), ("trailing\n", false), ("\n", false),
+    ])
+    func anEventsDataReadsBackExactly(_ data: String, verbatim: Bool) {
+        for (eventType, retry) in [(String?.none, Int?.none), ("update", 2500)] {
+            let prepared = SSEFrame.prepare(
+                event: eventType, data: data, retry: retry, allocator: ByteBufferAllocator())
+            #expect(prepared.holdsDataVerbatim == verbatim, "\(data.debugDescription)")
+            let event = BrokerEvent(
+                id: EventID(rawValue: 1_763_780_248_000_001), topics: [], eventType: eventType, data: data,
+                dataIsJSON: false, timeMilliseconds: 0, retryMilliseconds: retry, isPrivate: false,
+                frame: prepared, webSocketFrame: nil)
+            #expect(event.data == data)
+            #expect(event.data.utf8.elementsEqual(data.utf8))
+            if verbatim {
+                #expect(SSEFrame.data(in: event.sseChunk, bytes: data.utf8.count) == data)
+            }
+        }
+    }
 }

@@ -7,7 +7,14 @@ public final class BrokerEvent: Sendable {
     /// One or more topics; a subscriber that selects several of them still receives the event once.
     public let topics: [TopicName]
     public let eventType: String?
-    public let data: String
+    /// The payload. Read from `sseChunk` when the chunk holds it verbatim (one line, the usual case), so history
+    /// keeps it once rather than twice.
+    public var data: String {
+        self.separateData ?? SSEFrame.data(in: self.sseChunk, bytes: Int(self.verbatimDataBytes))
+    }
+    /// The data when the SSE chunk does not hold it verbatim (it has line breaks); nil otherwise.
+    private let separateData: String?
+    private let verbatimDataBytes: UInt32
     /// Whether `data` is a compact JSON text (published as JSON) rather than plain text.
     public let dataIsJSON: Bool
     /// Publish time, milliseconds since 1970.
@@ -62,7 +69,13 @@ public final class BrokerEvent: Sendable {
         self.id = id
         self.topics = topics
         self.eventType = eventType
-        self.data = data
+        if frame.holdsDataVerbatim && data.utf8.count <= UInt32.max {
+            self.separateData = nil
+            self.verbatimDataBytes = UInt32(data.utf8.count)
+        } else {
+            self.separateData = data
+            self.verbatimDataBytes = 0
+        }
         self.dataIsJSON = dataIsJSON
         self.timeMilliseconds = timeMilliseconds
         self.retryMilliseconds = retryMilliseconds

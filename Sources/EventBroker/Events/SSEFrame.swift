@@ -38,9 +38,9 @@ public enum SSEFrame {
             frame.writeDecimal(UInt64(clamping: retry))
             frame.writeStaticString("\n")
         }
-        Self.writeBody(event: event, data: data, into: &frame)
+        let lines = Self.writeBody(event: event, data: data, into: &frame)
         frame.writeStaticString("\r\n")
-        return PreparedEvent(frame: frame)
+        return PreparedEvent(frame: frame, holdsDataVerbatim: lines == 1)
     }
 
     /// An event frame without its first lines: `id:`, and the chunk-size line in front of it.
@@ -48,9 +48,13 @@ public enum SSEFrame {
         /// Room for `id: ` with up to 20 digits and `\n` (25 bytes), and up to 16 hex digits and CRLF (18).
         static let headroom = 43
         private var frame: ByteBuffer
+        /// The data is written in one `data:` line, so the finished chunk ends with it, then `\n\n\r\n`: it can be
+        /// read back from there (see ``SSEFrame/data(in:bytes:)``).
+        public let holdsDataVerbatim: Bool
 
-        fileprivate init(frame: ByteBuffer) {
+        fileprivate init(frame: ByteBuffer, holdsDataVerbatim: Bool) {
             self.frame = frame
+            self.holdsDataVerbatim = holdsDataVerbatim
         }
 
         /// Writes the `id:` line and the chunk-size line into the room in front, in place, and returns the
@@ -95,7 +99,15 @@ public enum SSEFrame {
         return Self.chunk(payload, allocator: allocator)
     }
 
-    private static func writeBody(event: String?, data: String, into payload: inout ByteBuffer) {
+    /// The data of an event chunk that holds it verbatim (``PreparedEvent/holdsDataVerbatim``), `bytes` long: the
+    /// bytes in front of the chunk's closing `\n\n\r\n`.
+    public static func data(in chunk: ByteBuffer, bytes: Int) -> String {
+        chunk.getString(at: chunk.readerIndex + chunk.readableBytes - 4 - bytes, length: bytes)!
+    }
+
+    /// Writes the `event:` line and the `data:` lines; returns how many `data:` lines.
+    @discardableResult
+    private static func writeBody(event: String?, data: String, into payload: inout ByteBuffer) -> Int {
         if let event {
             payload.writeStaticString("event: ")
             payload.writeString(event)
@@ -104,7 +116,8 @@ public enum SSEFrame {
         // One `data:` line per line; CR, LF and CRLF all end a line, as the WHATWG parser reads them. Scanned as
         // contiguous bytes: no string index per byte.
         var data = data
-        data.withUTF8 { bytes in
+        return data.withUTF8 { bytes in
+            var lines = 1
             var lineStart = 0
             var index = 0
             while index < bytes.count {
@@ -116,6 +129,7 @@ public enum SSEFrame {
                 payload.writeStaticString("data: ")
                 payload.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[lineStart..<index])))
                 payload.writeStaticString("\n")
+                lines += 1
                 index += 1
                 if byte == UInt8(ascii: "\r"), index < bytes.count, bytes[index] == UInt8(ascii: "\n") { index += 1 }
                 lineStart = index
@@ -123,6 +137,7 @@ public enum SSEFrame {
             payload.writeStaticString("data: ")
             payload.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[lineStart..<bytes.count])))
             payload.writeStaticString("\n\n")
+            return lines
         }
     }
 
