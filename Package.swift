@@ -211,6 +211,7 @@ let package = Package(
         .testTarget(
             name: "HTTPServerTests",
             dependencies: [
+                "broker-cli",
                 "EventBroker",
                 "HTTPServer",
                 "BrokerJWT",

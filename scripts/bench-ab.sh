@@ -7,7 +7,7 @@
 #   scripts/bench-ab.sh ROUNDS BINARY[:THREADS] BINARY[:THREADS]...
 #   e.g. scripts/bench-ab.sh 12 /tmp/before/broker-cli /tmp/after/broker-cli /tmp/after/broker-cli:1
 #
-# EVENTS (default 5000) publishes per run, 8 keep-alive publishers over 100 topics, 128-byte events; the load
+# EVENTS (default 5000) publishes per run, 8 keep-alive publishers over 100 topics, SIZE-byte events (default 128); the load
 # generator is this checkout's release broker-cli (BENCH_BUILD_PATH as in bench-compare.sh). The brokers listen on
 # 127.0.0.1 from port 18100 up; every one is stopped by its PID when the script ends.
 set -euo pipefail
@@ -54,7 +54,7 @@ for round in $(seq 1 "$ROUNDS"); do
         i=$k
         [ $((round % 2)) -eq 0 ] && i=$((count - 1 - k))
         line=$("$BENCH" bench --json --url "http://127.0.0.1:${PORTS[$i]}" --pid "${PIDS[$i]}" --subscribers 0 \
-            --topics 100 --events "$EVENTS" --rate 0 --publishers 8 --size 128 --drain-timeout 20 \
+            --topics 100 --events "$EVENTS" --rate 0 --publishers 8 --size "${SIZE:-128}" --drain-timeout 20 \
             --topic-prefix "ab$round" 2>/dev/null | tail -1) || true
         [ -n "$line" ] || line='{}'
         echo "{\"round\":$round,\"build\":$i,\"result\":$line}" >>"$RESULTS"
