@@ -7,9 +7,9 @@
 #   scripts/bench-ab.sh ROUNDS BINARY[:THREADS] BINARY[:THREADS]...
 #   e.g. scripts/bench-ab.sh 12 /tmp/before/broker-cli /tmp/after/broker-cli /tmp/after/broker-cli:1
 #
-# EVENTS (default 5000) publishes per run, 8 keep-alive publishers over 100 topics, SIZE-byte events (default 128); the load
-# generator is this checkout's release broker-cli (BENCH_BUILD_PATH as in bench-compare.sh). The brokers listen on
-# 127.0.0.1 from port 18100 up; every one is stopped by its PID when the script ends.
+# EVENTS (default 5000) publishes per run, 8 keep-alive publishers over 100 topics, events of SIZE bytes (default
+# 128); the load generator is this checkout's release broker-cli (BENCH_BUILD_PATH as in bench-compare.sh). The
+# brokers listen on 127.0.0.1 from port 18100 up; every one is stopped by its PID when the script ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
