@@ -25,17 +25,19 @@ extension ByteBuffer {
         Self.withDigits(of: value, radix: 10) { self.setBytes($0, at: index) }
     }
 
+    /// Writes `value` in lowercase hex as exactly `digits` digits at `index`, within the written bytes.
     package mutating func setHex(_ value: UInt64, digits: Int, at index: Int) {
         Self.withDigits(of: value, radix: 16, count: digits) { _ = self.setBytes($0, at: index) }
     }
 
+    /// Appends `value` in decimal.
     package mutating func writeDecimal(_ value: UInt64) {
         Self.withDigits(of: value, radix: 10) { _ = self.writeBytes($0) }
     }
 
     /// The digits of `value` (lowercase), at least `count` of them (zero-padded), composed on the stack so the buffer
-    /// takes them in one copy: one uniqueness and bounds check, not one per digit.
-    private static func withDigits<Result>(
+    /// (or any other destination) takes them in one copy: one uniqueness and bounds check, not one per digit.
+    package static func withDigits<Result>(
         of value: UInt64, radix: UInt64, count: Int = 1, _ body: (UnsafeRawBufferPointer) -> Result
     ) -> Result {
         var scratch: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)  // 32 bytes: 20 decimal or 16 hex digits fit

@@ -111,17 +111,7 @@ struct PlainTextWriter {
     }
 
     mutating func write(digitsOf value: UInt64) {
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for the 20 digits of UInt64.max
-        withUnsafeMutableBytes(of: &digits) { scratch in
-            var start = scratch.count
-            var rest = value
-            repeat {
-                start -= 1
-                scratch[start] = UInt8(ascii: "0") + UInt8(rest % 10)
-                rest /= 10
-            } while rest > 0
-            self.write(bytes: UnsafeBufferPointer(rebasing: scratch.bindMemory(to: UInt8.self)[start...]))
-        }
+        ByteBuffer.withDigits(of: value, radix: 10) { self.write(bytes: $0.assumingMemoryBound(to: UInt8.self)) }
     }
 
     private mutating func write(bytes: UnsafeBufferPointer<UInt8>) {
