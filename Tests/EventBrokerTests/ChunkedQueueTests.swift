@@ -25,6 +25,20 @@ import Testing
         #expect(queue.isEmpty && queue.first == nil && Array(queue).isEmpty)
     }
 
+    @Test func readsTheOldestElementInPlaceAcrossChunkBoundaries() {
+        let capacity = ChunkedQueue<Int>.chunkCapacity
+        var queue = ChunkedQueue<Int>()
+        #expect(queue.readFirst { $0 } == nil)
+        for value in 0..<(capacity + 2) { queue.append(value) }
+        #expect(queue.readFirst { $0 * 10 } == 0)
+        for _ in 0..<capacity { queue.popFirst() }
+        // The first chunk is gone: the oldest is now the second chunk's first element.
+        #expect(queue.readFirst { $0 * 10 } == capacity * 10)
+        queue.popFirst()
+        queue.popFirst()
+        #expect(queue.readFirst { $0 } == nil)
+    }
+
     @Test func interleavesAppendsAndRemovalsLikeAQueue() {
         let capacity = ChunkedQueue<Int>.chunkCapacity
         var queue = ChunkedQueue<Int>()

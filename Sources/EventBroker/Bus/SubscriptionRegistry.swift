@@ -115,8 +115,9 @@ struct SubscriptionRegistry {
 
     /// Subscribers that an event on `topics` reaches (a broadcast reaches everyone).
     func subscriberCount(for topics: [TopicName]) -> Int {
-        if topics == [.broadcast] { return self.clients.count }
-        if topics.count == 1 { return self.subscriberCount(for: topics[0]) }
+        if topics.count == 1 {
+            return topics[0] == .broadcast ? self.clients.count : self.subscriberCount(for: topics[0])
+        }
         var count = 0
         for client in self.clients.values
         where topics.contains(where: { topic in client.selectors.contains(where: { $0.matches(topic) }) }) {

@@ -17,6 +17,12 @@ struct ChunkedQueue<Element>: Sequence {
 
     var first: Element? { self.count == 0 ? nil : self.chunks[0][self.head] }
 
+    /// What `read` takes from the oldest element, read in place; nil when the queue is empty.
+    func readFirst<T>(_ read: (Element) -> T) -> T? {
+        guard self.count > 0 else { return nil }
+        return read(self.chunks[0][self.head]!)
+    }
+
     mutating func append(_ element: Element) {
         if self.chunks.isEmpty || self.chunks[self.chunks.count - 1].count == Self.chunkCapacity {
             var chunk = ContiguousArray<Element?>()

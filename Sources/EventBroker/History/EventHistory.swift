@@ -30,9 +30,14 @@ struct EventHistory {
     private struct TimelineEntry {
         let topic: TopicName
         let event: BrokerEvent
+        /// The event's publish time, kept here so the age check at each append reads the timeline's head alone,
+        /// not the (long cold) event or its ring.
+        let timeMilliseconds: UInt64
     }
 
-    var limits: HistoryLimits
+    let limits: HistoryLimits
+    /// `limits.maxAge` in milliseconds, worked out once rather than at every append.
+    private let maxAgeMilliseconds: UInt64?
     private var rings: [TopicName: TopicRing] = [:]
     private var timeline = ChunkedQueue<TimelineEntry>()
     /// Entries of `timeline` whose event is still in its ring; the rest were count-evicted and are skipped.
@@ -44,6 +49,7 @@ struct EventHistory {
 
     init(limits: HistoryLimits) {
         self.limits = limits
+        self.maxAgeMilliseconds = limits.maxAge?.wholeMilliseconds
     }
 
     /// Entries in the timeline: one per retained event and topic, and the count-evicted ones not dropped yet.
@@ -102,7 +108,7 @@ struct EventHistory {
                 dropped = ring.append(event, limit: self.limits.eventsPerTopic)
                 self.rings[topic] = ring
             }
-            self.timeline.append(TimelineEntry(topic: topic, event: event))
+            self.timeline.append(TimelineEntry(topic: topic, event: event, timeMilliseconds: event.timeMilliseconds))
             self.liveEntries += 1
             self.totalBytes += cost
             if let dropped {
@@ -117,11 +123,11 @@ struct EventHistory {
 
     /// Drops every event older than `limits.maxAge`.
     mutating func evictExpired(nowMilliseconds: UInt64) {
-        guard let maxAge = self.limits.maxAge else { return }
-        let ageMilliseconds = maxAge.wholeMilliseconds
-        guard nowMilliseconds > ageMilliseconds else { return }
+        guard let ageMilliseconds = self.maxAgeMilliseconds, nowMilliseconds > ageMilliseconds else { return }
         let cutoff = nowMilliseconds - ageMilliseconds
-        while let first = self.firstLiveTimelineEntry(), first.event.timeMilliseconds < cutoff {
+        // The timeline is in publish order: when its head (live or count-evicted) is recent enough, so is the rest.
+        guard let oldest = self.timeline.readFirst(\.timeMilliseconds), oldest < cutoff else { return }
+        while let first = self.firstLiveTimelineEntry(), first.timeMilliseconds < cutoff {
             _ = self.evictOldest()
         }
         self.compactTimelineIfNeeded()
