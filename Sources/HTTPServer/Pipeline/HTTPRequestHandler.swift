@@ -337,12 +337,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 self.respond(RESTAPI.historyResponse(page), head: request.head, context: context)
                 return
             case .publish:
-                try self.publish(request, context: context, through: RESTAPI.publish(target:headers:body:principal:on:))
+                try self.publish(request, .publish, context: context)
             case .broadcast:
-                try self.publish(
-                    request, context: context, through: RESTAPI.broadcast(target:headers:body:principal:on:))
+                try self.publish(request, .broadcast, context: context)
             case .message:
-                try self.publish(request, context: context, through: RESTAPI.message(target:headers:body:principal:on:))
+                try self.publish(request, .message, context: context)
             case .health:
                 self.respond(self.api.health(), head: request.head, context: context)
             case .page, .asset:
@@ -378,21 +377,24 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    /// The signature shared by `RESTAPI.publish`, `broadcast` and `message`.
-    private typealias PublishEndpoint = (RESTAPI) -> (
-        RequestTarget, HTTPHeaders, ByteBuffer, Principal, any EventLoop
-    ) throws(APIError) -> RESTAPI.Answer
-
     /// A publish, broadcast or direct message: a token that may publish (`401` before the body is read), one of the
-    /// client's publishes per its rate (`429`), then `endpoint`'s answer once the broker has it.
-    private func publish(
-        _ request: Request, context: ChannelHandlerContext, through endpoint: PublishEndpoint
-    ) throws(APIError) {
+    /// client's publishes per its rate (`429`), then the endpoint's answer once the broker has it. The endpoint is
+    /// chosen by a switch, not passed as a method reference: a partially applied method is a closure allocated per
+    /// request.
+    private func publish(_ request: Request, _ kind: PublishBody.Kind, context: ChannelHandlerContext) throws(APIError)
+    {
         let principal = try self.publisher(request)
         try self.takePublishToken(principal)
+        let (target, headers, body, loop) = (request.target, request.head.headers, request.body, context.eventLoop)
         let answer = try self.authorized { () throws(APIError) in
-            try endpoint(self.api)(
-                request.target, request.head.headers, request.body, principal, context.eventLoop)
+            switch kind {
+            case .publish:
+                try self.api.publish(target: target, headers: headers, body: body, principal: principal, on: loop)
+            case .broadcast:
+                try self.api.broadcast(target: target, headers: headers, body: body, principal: principal, on: loop)
+            case .message:
+                try self.api.message(target: target, headers: headers, body: body, principal: principal, on: loop)
+            }
         }
         switch answer {
         case .now(let response): self.respond(response, head: request.head, context: context)

@@ -229,7 +229,8 @@ struct HTTPRequestParser {
                 throw .headTooLarge
             }
             let (name, value) = try Self.parseField(line)
-            headers.append((name, value))
+            headers.append((Self.string(name), Self.string(value)))
+            // Names and values are compared as the received bytes, not as the strings just made of them.
             if Self.equalsLowercased(name, "content-length") {
                 let length = try Self.contentLength(value)
                 if let contentLength, contentLength != length { throw .invalid("the Content-Length values differ") }
@@ -304,7 +305,8 @@ struct HTTPRequestParser {
         return HTTPMethod(rawValue: Self.string(bytes))
     }
 
-    private static func parseField(_ line: Bytes) throws(ParseError) -> (String, String) {
+    /// A field line's name and value (without the whitespace around it), checked.
+    private static func parseField(_ line: Bytes) throws(ParseError) -> (name: Bytes, value: Bytes) {
         guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else {
             throw .invalid("a header line has no colon")
         }
@@ -319,15 +321,14 @@ struct HTTPRequestParser {
         guard value.allSatisfy({ $0 >= 0x20 ? $0 != 0x7F : $0 == 0x09 }) else {
             throw .invalid("a header value has a control character")
         }
-        return (Self.string(name), Self.string(value))
+        return (name, value)
     }
 
-    private static func contentLength(_ value: String) throws(ParseError) -> Int {
-        let utf8 = value.utf8
-        guard !utf8.isEmpty, utf8.count <= 18, utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+    private static func contentLength(_ value: Bytes) throws(ParseError) -> Int {
+        guard !value.isEmpty, value.count <= 18, value.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
             throw .invalid("Content-Length is not a number")
         }
-        return utf8.reduce(0) { $0 * 10 + Int($1 - 0x30) }
+        return value.reduce(0) { $0 * 10 + Int($1 - 0x30) }
     }
 
     /// A chunk-size line: hex digits, then optional extensions (ignored).
@@ -412,13 +413,16 @@ struct HTTPRequestParser {
         String(decoding: UnsafeRawBufferPointer(rebasing: bytes), as: UTF8.self)
     }
 
-    /// Whether `text` equals `lowercase` (ASCII, already lowercase) ignoring case.
-    private static func equalsLowercased(_ text: String, _ lowercase: StaticString) -> Bool {
-        let expected = UnsafeRawBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
-        let utf8 = text.utf8
-        guard utf8.count == expected.count else { return false }
-        return zip(utf8, expected).allSatisfy { byte, lower in
-            (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte) == lower
+    /// Whether `bytes` equal `lowercase` (ASCII, already lowercase) ignoring case.
+    private static func equalsLowercased(_ bytes: Bytes, _ lowercase: StaticString) -> Bool {
+        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
+        let expected = lowercase.utf8Start
+        var offset = 0
+        for byte in bytes {
+            let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+            guard folded == expected[offset] else { return false }
+            offset += 1
         }
+        return true
     }
 }

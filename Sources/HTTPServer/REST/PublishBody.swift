@@ -35,17 +35,19 @@ struct PublishBody: Sendable {
         -> PublishBody
     {
         let mediaType = contentType.map(Self.mediaType)
-        let isJSON = mediaType == nil || mediaType == "application/json" || mediaType!.hasSuffix("+json")
+        let isJSON = mediaType.map { $0 == "application/json" || $0.utf8.hasSuffix("+json".utf8) } ?? true
         let isForm = mediaType == "application/x-www-form-urlencoded"
-        let isText = mediaType?.hasPrefix("text/") == true || mediaType == "application/octet-stream"
+        let isText = mediaType.map { $0.utf8.starts(with: "text/".utf8) || $0 == "application/octet-stream" } ?? false
+        // One pass over the query, whichever form the body turns out to be in.
+        let query = QueryFields(target)
         let queryNamesTarget: Bool
         switch kind {
-        case .publish: queryNamesTarget = target.contains("topic", or: "topics")
-        case .message: queryNamesTarget = target.contains("to", or: "user")
+        case .publish: queryNamesTarget = query.namesTopic
+        case .message: queryNamesTarget = query.to != nil || query.user != nil
         case .broadcast: queryNamesTarget = isText
         }
         if queryNamesTarget {
-            return try Self.decodeRaw(target: target, body: body, asJSON: isJSON && mediaType != nil)
+            return try Self.decodeRaw(query: query, body: body, asJSON: isJSON && mediaType != nil)
         }
         if isForm { return try Self.decodeForm(body) }
         if isJSON { return try Self.decodeJSON(body) }
@@ -59,6 +61,39 @@ struct PublishBody: Sendable {
             .unsupportedMediaType, "unsupported_media_type",
             "Content-Type '\(mediaType ?? "")' is not supported: use application/json, application/x-www-form-urlencoded, \(hint)."
         )
+    }
+
+    /// The query parameters a raw body's fields come from, read in one pass: every `topic`, then every `topics`
+    /// value; the first of each other name.
+    private struct QueryFields {
+        var topics: [String] = []
+        var listedTopics: [String] = []
+        var to: String?
+        var user: String?
+        var event: String?
+        var retry: String?
+        var isPrivate: String?
+        var ephemeral: String?
+
+        init(_ target: RequestTarget) {
+            for (rawName, rawValue) in target.parameters {
+                let value = { RequestTarget.decodeForm(rawValue) }
+                switch RequestTarget.decodeForm(rawName) {
+                case "topic": self.topics.append(value())
+                case "topics": self.listedTopics.append(value())
+                case "to": self.to = self.to ?? value()
+                case "user": self.user = self.user ?? value()
+                case "event": self.event = self.event ?? value()
+                case "retry": self.retry = self.retry ?? value()
+                case "private": self.isPrivate = self.isPrivate ?? value()
+                case "ephemeral": self.ephemeral = self.ephemeral ?? value()
+                default: break
+                }
+            }
+        }
+
+        /// Whether `topic` or `topics` is given, even empty.
+        var namesTopic: Bool { !self.topics.isEmpty || !self.listedTopics.isEmpty }
     }
 
     static func mediaType(_ contentType: String) -> String {
@@ -85,34 +120,16 @@ struct PublishBody: Sendable {
         return text
     }
 
-    private static func decodeRaw(target: RequestTarget, body: ByteBuffer, asJSON: Bool) throws(APIError)
-        -> PublishBody
-    {
+    private static func decodeRaw(query: QueryFields, body: ByteBuffer, asJSON: Bool) throws(APIError) -> PublishBody {
         var fields = PublishBody()
-        // One pass over the query: `topic` values, then `topics` values; the first of every other name.
-        var topics: [String] = []
-        var listedTopics: [String] = []
-        var retry: String?
-        var isPrivate: String?
-        var ephemeral: String?
-        for (rawName, rawValue) in target.parameters {
-            let value = { RequestTarget.decodeForm(rawValue) }
-            switch RequestTarget.decodeForm(rawName) {
-            case "topic": topics.append(value())
-            case "topics": listedTopics.append(value())
-            case "to": fields.to = fields.to ?? value()
-            case "user": fields.user = fields.user ?? value()
-            case "event": fields.event = fields.event ?? value()
-            case "retry": retry = retry ?? value()
-            case "private": isPrivate = isPrivate ?? value()
-            case "ephemeral": ephemeral = ephemeral ?? value()
-            default: break
-            }
-        }
-        fields.topics = Self.splitLists(listedTopics.isEmpty ? topics : topics + listedTopics)
-        if let retry { fields.retry = try Self.parseRetry(retry) }
-        if let isPrivate { fields.isPrivate = try Self.parseBool(isPrivate, "private") }
-        if let ephemeral { fields.isEphemeral = try Self.parseBool(ephemeral, "ephemeral") }
+        fields.topics = Self.splitLists(
+            query.listedTopics.isEmpty ? query.topics : query.topics + query.listedTopics)
+        fields.to = query.to
+        fields.user = query.user
+        fields.event = query.event
+        if let retry = query.retry { fields.retry = try Self.parseRetry(retry) }
+        if let isPrivate = query.isPrivate { fields.isPrivate = try Self.parseBool(isPrivate, "private") }
+        if let ephemeral = query.ephemeral { fields.isEphemeral = try Self.parseBool(ephemeral, "ephemeral") }
         if asJSON {
             let value: JSONValue
             do {
@@ -242,6 +259,14 @@ struct PublishBody: Sendable {
         case "false", "0", "no", "off", "": return false
         default: throw APIError.invalidField(name, "must be true or false")
         }
+    }
+}
+
+extension String.UTF8View {
+    /// Whether the bytes end with `suffix`'s, compared byte for byte (`String.hasSuffix` compares characters).
+    func hasSuffix(_ suffix: String.UTF8View) -> Bool {
+        let count = suffix.count
+        return self.count >= count && self.dropFirst(self.count - count).elementsEqual(suffix)
     }
 }
 

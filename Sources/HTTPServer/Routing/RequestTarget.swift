@@ -10,15 +10,16 @@ struct RequestTarget: Sendable {
     let queryText: Substring.UTF8View
 
     init(uri: String) {
-        let utf8 = uri.utf8
-        let pathEnd = utf8.firstIndex(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) ?? utf8.endIndex
+        let utf8 = uri[...].utf8
+        let pathEnd =
+            utf8.firstIndexOfByte(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) ?? utf8.endIndex
         let path = uri[..<pathEnd]
         self.path =
             Self.needsDecoding(path.utf8, plusIsSpace: false)
             ? Substring(Self.decode(path.utf8, plusIsSpace: false)) : path
         if pathEnd != utf8.endIndex, utf8[pathEnd] == UInt8(ascii: "?") {
             let query = uri[uri.utf8.index(after: pathEnd)...].utf8
-            self.queryText = query[..<(query.firstIndex(of: UInt8(ascii: "#")) ?? query.endIndex)]
+            self.queryText = query[..<(query.firstIndexOfByte(where: { $0 == UInt8(ascii: "#") }) ?? query.endIndex)]
         } else {
             self.queryText = Substring().utf8
         }
@@ -57,7 +58,7 @@ struct RequestTarget: Sendable {
 
     /// Whether the encoded form component `component` decodes to `name`'s bytes.
     static func decodes(_ component: Substring.UTF8View, to name: String) -> Bool {
-        guard Self.needsDecoding(component, plusIsSpace: true) else { return component.elementsEqual(name.utf8) }
+        guard Self.needsDecoding(component, plusIsSpace: true) else { return component.bytesEqual(name[...].utf8) }
         return Self.decode(component, plusIsSpace: true).utf8.elementsEqual(name.utf8)
     }
 
@@ -76,7 +77,7 @@ struct RequestTarget: Sendable {
     }
 
     private static func needsDecoding(_ text: Substring.UTF8View, plusIsSpace: Bool) -> Bool {
-        text.contains { $0 == UInt8(ascii: "%") || (plusIsSpace && $0 == UInt8(ascii: "+")) }
+        text.containsByte { $0 == UInt8(ascii: "%") || (plusIsSpace && $0 == UInt8(ascii: "+")) }
     }
 
     /// Decodes `%XX` escapes (and `+` when asked). Malformed escapes are kept as they are; bytes that do not form
@@ -112,14 +113,41 @@ struct FormParameters: Sequence, IteratorProtocol {
 
     mutating func next() -> (name: Substring.UTF8View, value: Substring.UTF8View)? {
         while !self.rest.isEmpty {
-            let pairEnd = self.rest.firstIndex(of: UInt8(ascii: "&")) ?? self.rest.endIndex
+            let pairEnd = self.rest.firstIndexOfByte(where: { $0 == UInt8(ascii: "&") }) ?? self.rest.endIndex
             let pair = self.rest[..<pairEnd]
             self.rest =
                 pairEnd == self.rest.endIndex ? self.rest[pairEnd...] : self.rest[self.rest.index(after: pairEnd)...]
             guard !pair.isEmpty else { continue }
-            guard let equals = pair.firstIndex(of: UInt8(ascii: "=")) else { return (pair, pair[pair.endIndex...]) }
+            guard let equals = pair.firstIndexOfByte(where: { $0 == UInt8(ascii: "=") }) else {
+                return (pair, pair[pair.endIndex...])
+            }
             return (pair[..<equals], pair[pair.index(after: equals)...])
         }
         return nil
+    }
+}
+
+/// Scans over a native string's contiguous bytes: walking a UTF-8 view index by index costs a call per byte.
+extension Substring.UTF8View {
+    /// The first byte `isMatch` accepts.
+    func firstIndexOfByte(where isMatch: (UInt8) -> Bool) -> Index? {
+        guard let offset = self.withContiguousStorageIfAvailable({ $0.firstIndex(where: isMatch) }) else {
+            return self.firstIndex(where: isMatch)
+        }
+        return offset.map { self.index(self.startIndex, offsetBy: $0) }
+    }
+
+    /// Whether any byte is one `isMatch` accepts.
+    func containsByte(where isMatch: (UInt8) -> Bool) -> Bool {
+        self.withContiguousStorageIfAvailable { $0.contains(where: isMatch) } ?? self.contains(where: isMatch)
+    }
+
+    /// Whether both hold the same bytes.
+    func bytesEqual(_ other: Substring.UTF8View) -> Bool {
+        guard self.count == other.count else { return false }
+        let equal = self.withContiguousStorageIfAvailable { mine in
+            other.withContiguousStorageIfAvailable { theirs in mine.elementsEqual(theirs) }
+        }
+        return (equal ?? nil) ?? self.elementsEqual(other)
     }
 }
