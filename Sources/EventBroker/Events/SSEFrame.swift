@@ -61,16 +61,35 @@ public enum SSEFrame {
         /// complete chunk: a view from the size line on, sharing storage (reader index 0, no copy).
         public consuming func finish(id: EventID) -> ByteBuffer {
             let bodyStart = Self.headroom
-            let idLineBytes = 5 + ByteBuffer.decimalDigits(id.rawValue)  // "id: " digits "\n"
-            let idStart = bodyStart - idLineBytes
-            _ = self.frame.setStaticString("id: ", at: idStart)
-            self.frame.setDecimal(id.rawValue, at: idStart + 4)
-            self.frame.setInteger(UInt8(ascii: "\n"), at: bodyStart - 1)
-            let payloadBytes = self.frame.writerIndex - 2 - idStart  // the chunk's data, without its CRLF
-            let hexDigits = ByteBuffer.hexDigits(UInt64(payloadBytes))
+            let idDigits = ByteBuffer.decimalDigits(id.rawValue)
+            let idStart = bodyStart - 5 - idDigits  // "id: " digits "\n"
+            let payloadBytes = UInt64(self.frame.writerIndex - 2 - idStart)  // the chunk's data, without its CRLF
+            let hexDigits = ByteBuffer.hexDigits(payloadBytes)
             let sizeStart = idStart - hexDigits - 2
-            self.frame.setHex(UInt64(payloadBytes), digits: hexDigits, at: sizeStart)
-            _ = self.frame.setStaticString("\r\n", at: idStart - 2)
+            // `<hex>\r\nid: <digits>\n`, composed on the stack and set in one copy: this runs under the bus lock.
+            var scratch: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)  // 48 >= headroom
+            withUnsafeMutableBytes(of: &scratch) { bytes in
+                var rest = payloadBytes
+                for index in stride(from: hexDigits - 1, through: 0, by: -1) {
+                    let digit = UInt8(truncatingIfNeeded: rest & 0xF)
+                    bytes[index] = digit < 10 ? UInt8(ascii: "0") &+ digit : UInt8(ascii: "a") &+ digit &- 10
+                    rest >>= 4
+                }
+                bytes[hexDigits] = UInt8(ascii: "\r")
+                bytes[hexDigits + 1] = UInt8(ascii: "\n")
+                bytes[hexDigits + 2] = UInt8(ascii: "i")
+                bytes[hexDigits + 3] = UInt8(ascii: "d")
+                bytes[hexDigits + 4] = UInt8(ascii: ":")
+                bytes[hexDigits + 5] = UInt8(ascii: " ")
+                let position = hexDigits + 6
+                var value = id.rawValue
+                for index in stride(from: position + idDigits - 1, through: position, by: -1) {
+                    bytes[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: value % 10)
+                    value /= 10
+                }
+                bytes[position + idDigits] = UInt8(ascii: "\n")
+                self.frame.setBytes(UnsafeRawBufferPointer(rebasing: bytes[0..<(bodyStart - sizeStart)]), at: sizeStart)
+            }
             self.frame.moveReaderIndex(to: sizeStart)
             return self.frame.slice()
         }

@@ -40,7 +40,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private enum State {
         case idle
-        case collecting(Request)
+        /// Reading the request in `request`.
+        case collecting
         /// The request is refused; its answer goes out when it ends.
         case refused(HTTPRequestHead, APIError)
         /// An answer that closes the connection went out early; the rest of the request is ignored.
@@ -65,6 +66,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let clientAddress: String?
     private let logger: Logger
     private var state = State.idle
+    /// The request being read while `collecting`. Kept beside the state, not in it, so its body grows in place and
+    /// it moves out to be dispatched without being copied (and every reference in it retained and released).
+    private var request: Request?
     private var isQuiescing = false
     private var context: ChannelHandlerContext?
     private var parser: HTTPRequestParser
@@ -205,6 +209,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         apiError.closesConnection = true
         self.state = .discarding
+        self.request = nil
         self.respond(.error(apiError), head: nil, context: context)
     }
 
@@ -241,8 +246,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 .error(.payloadTooLarge(limit: self.configuration.maxBodyBytes)), head: head, context: context)
             return
         }
-        self.state = .collecting(
-            Request(head: head, target: target, match: match, body: Self.emptyBody))
+        self.request = Request(head: head, target: target, match: match, body: Self.emptyBody)
+        self.state = .collecting
         // A client that sent its body along does not need the go-ahead (RFC 9110, 10.1.1).
         if waitsForContinue, (self.received?.readableBytes ?? 0) == 0 {
             context.writeAndFlush(Self.wrapOutboundOut(Self.continueResponse), promise: nil)
@@ -264,22 +269,23 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func received(body chunk: inout ByteBuffer, context: ChannelHandlerContext) {
-        guard case .collecting(var request) = self.state else { return }
-        guard request.match.route.acceptsBody || chunk.readableBytes == 0 else {
+        // Read through `self.request` in place: a copy would share the body's storage, and the append would copy it.
+        guard case .collecting = self.state, self.request != nil else { return }
+        guard self.request!.match.route.acceptsBody || chunk.readableBytes == 0 else {
             return  // a body on GET or OPTIONS is ignored
         }
-        if request.body.readableBytes + chunk.readableBytes > self.configuration.maxBodyBytes {
+        let received = self.request!.body.readableBytes
+        if received + chunk.readableBytes > self.configuration.maxBodyBytes {
             self.respondEarly(
-                .error(.payloadTooLarge(limit: self.configuration.maxBodyBytes)), head: request.head, context: context)
+                .error(.payloadTooLarge(limit: self.configuration.maxBodyBytes)), head: self.request!.head,
+                context: context)
             return
         }
-        self.state = .idle  // drop the reference so the append does not copy
-        if request.body.readableBytes == 0 {
-            request.body = chunk  // a slice of the received bytes: a body read in one go is never copied
+        if received == 0 {
+            self.request!.body = chunk  // a slice of the received bytes: a body read in one go is never copied
         } else {
-            request.body.writeBuffer(&chunk)
+            self.request!.body.writeBuffer(&chunk)  // in place: the body's only holder, so no copy
         }
-        self.state = .collecting(request)
     }
 
     private func receivedEnd(context: ChannelHandlerContext) {
@@ -290,9 +296,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .refused(let head, let error):
             self.state = .idle
             self.respond(.error(error), head: head, context: context)
-        case .collecting(let request):
+        case .collecting:
             self.state = .idle
-            self.dispatch(request, context: context)
+            self.dispatch(self.request.take()!, context: context)
         }
     }
 
@@ -671,6 +677,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func respondEarly(_ response: HTTPResponse, head: HTTPRequestHead, context: ChannelHandlerContext) {
         self.state = .discarding
+        self.request = nil
         self.respond(response, head: head, context: context)
     }
 

@@ -15,11 +15,15 @@ enum HTTPResponseWriter {
     ) {
         let bodyBytes = response.body?.utf8.count ?? 0
         buffer.reserveCapacity(minimumWritableBytes: 160 + bodyBytes + response.headers.count * 40)
-        buffer.writeStaticString("HTTP/1.1 ")
-        buffer.writeDecimal(UInt64(response.status.code))
-        buffer.writeStaticString(" ")
-        buffer.writeString(response.status.reasonPhrase)
-        buffer.writeStaticString("\r\n")
+        if response.status == .ok {
+            buffer.writeStaticString("HTTP/1.1 200 OK\r\n")  // every publish's answer: one copy, not five
+        } else {
+            buffer.writeStaticString("HTTP/1.1 ")
+            buffer.writeDecimal(UInt64(response.status.code))
+            buffer.writeStaticString(" ")
+            buffer.writeString(response.status.reasonPhrase)
+            buffer.writeStaticString("\r\n")
+        }
         for (name, value) in response.headers { Self.write(name, value, into: &buffer) }
         for (name, value) in extraHeaders { Self.write(name, value, into: &buffer) }
         if response.status != .noContent && response.status != .notModified {

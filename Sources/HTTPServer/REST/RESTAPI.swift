@@ -78,6 +78,7 @@ struct RESTAPI: Sendable {
         }
         let data = try Self.requireData(fields)
         var topics: [TopicName] = []
+        topics.reserveCapacity(fields.topics.count)
         for name in fields.topics {
             do { topics.append(try TopicName(name)) } catch { throw APIError(error) }
         }
