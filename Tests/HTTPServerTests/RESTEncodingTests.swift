@@ -53,6 +53,39 @@ import Testing
         }
     }
 
+    @Test func matchesRawPublishNamesByTheirDecodedBytesAndSkipsEmptyPairs() throws {
+        let target = RequestTarget(
+            uri: "/api/events/publish?&%74opic=a%2Fb&topic+=no&Topic=no&=x&topic&ev%65nt=e+1&private=&retry=7&")
+        let fields = try PublishBody.decode(
+            kind: .publish, contentType: "text/plain", target: target, body: ByteBuffer(string: "hi"))
+        #expect(fields.topics == ["a/b", ""])
+        #expect(fields.event == "e 1")
+        #expect(!fields.isPrivate)
+        #expect(fields.retry == 7)
+    }
+
+    @Test(arguments: [
+        ("application/json", true, false), ("Application/JSON; charset=utf-8", true, false),
+        ("application/vnd.api+json", true, false), ("text/plain", false, false), ("TEXT/html ; q=1", false, false),
+        ("application/octet-stream", false, false), ("application/x-www-form-urlencoded", false, true),
+        ("application/jsonx", false, false), ("json", false, false),
+    ])
+    func readsABodyByItsMediaType(_ contentType: String, _ isJSON: Bool, _ isForm: Bool) throws {
+        // A broadcast reads a text body raw; a JSON or form body carries the fields; anything else is refused.
+        let isText = contentType.lowercased().hasPrefix("text/") || contentType == "application/octet-stream"
+        let body = isForm ? "data=hello" : isJSON ? #"{"data":"hello"}"# : "hello"
+        let decode = {
+            try PublishBody.decode(
+                kind: .broadcast, contentType: contentType, target: RequestTarget(uri: "/api/messages/broadcast"),
+                body: ByteBuffer(string: body))
+        }
+        if isJSON || isForm || isText {
+            #expect(try decode().data == "hello")
+        } else {
+            #expect(throws: APIError.self) { try decode() }
+        }
+    }
+
     @Test func refusesABadRetryInARawPublish() {
         let target = RequestTarget(uri: "/api/events/publish?topic=a&retry=soon")
         #expect(throws: APIError.self) {

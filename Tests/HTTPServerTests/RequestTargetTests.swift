@@ -52,6 +52,20 @@ import Testing
         #expect(target.first("missing", "last_event_id") == "4")
     }
 
+    @Test(arguments: [
+        "/p?topic=a&&topic=b&flag&topic=&topic=c", "/p?", "/p", "/p?&", "/p?=x&a=b=c&%74opic=1&last+id=7#f",
+        "/p?a=%zz&b=%4&c=%C3%B6",
+    ])
+    func readsTheSameParametersAsBytesAsAsText(_ uri: String) {
+        let target = RequestTarget(uri: uri)
+        var pairs: [(name: String, value: String)] = []
+        target.forEachParameterBytes { name, value in
+            pairs.append((RequestTarget.decodeForm(bytes: name), RequestTarget.decodeForm(bytes: value)))
+        }
+        #expect(pairs.map(\.name) == target.query.map(\.name))
+        #expect(pairs.map(\.value) == target.query.map(\.value))
+    }
+
     @Test func parsesAFormBodyUpToAFragment() {
         let pairs = RequestTarget.parseForm("topic=a&data=hello+world%21#ignored&x=1")
         #expect(pairs.map(\.name) == ["topic", "data"])

@@ -276,9 +276,9 @@ struct HTTPRequestParser {
         }
         let versionBytes = rest[(secondSpace + 1)...]
         let version: HTTPVersion
-        if versionBytes.elementsEqual("HTTP/1.1".utf8) {
+        if Self.equals(versionBytes, "HTTP/1.1") {
             version = .http1_1
-        } else if versionBytes.elementsEqual("HTTP/1.0".utf8) {
+        } else if Self.equals(versionBytes, "HTTP/1.0") {
             version = .http1_0
         } else {
             throw .invalid("only HTTP/1.0 and HTTP/1.1 are served")
@@ -290,15 +290,15 @@ struct HTTPRequestParser {
     private static func method(_ bytes: Bytes) -> HTTPMethod {
         switch bytes.count {
         case 3:
-            if bytes.elementsEqual("GET".utf8) { return .GET }
-            if bytes.elementsEqual("PUT".utf8) { return .PUT }
+            if Self.equals(bytes, "GET") { return .GET }
+            if Self.equals(bytes, "PUT") { return .PUT }
         case 4:
-            if bytes.elementsEqual("POST".utf8) { return .POST }
-            if bytes.elementsEqual("HEAD".utf8) { return .HEAD }
+            if Self.equals(bytes, "POST") { return .POST }
+            if Self.equals(bytes, "HEAD") { return .HEAD }
         case 6:
-            if bytes.elementsEqual("DELETE".utf8) { return .DELETE }
+            if Self.equals(bytes, "DELETE") { return .DELETE }
         case 7:
-            if bytes.elementsEqual("OPTIONS".utf8) { return .OPTIONS }
+            if Self.equals(bytes, "OPTIONS") { return .OPTIONS }
         default:
             break
         }
@@ -411,6 +411,14 @@ struct HTTPRequestParser {
     /// `bytes` as text; invalid UTF-8 is repaired to U+FFFD.
     private static func string(_ bytes: Bytes) -> String {
         String(decoding: UnsafeRawBufferPointer(rebasing: bytes), as: UTF8.self)
+    }
+
+    /// Whether `bytes` are exactly `literal`'s, compared with `memcmp` (a generic comparison with a string's UTF-8 view
+    /// goes byte by byte through the view's index).
+    private static func equals(_ bytes: Bytes, _ literal: StaticString) -> Bool {
+        guard bytes.count == literal.utf8CodeUnitCount else { return false }
+        guard let base = UnsafeRawBufferPointer(rebasing: bytes).baseAddress else { return bytes.isEmpty }
+        return memcmp(base, literal.utf8Start, bytes.count) == 0
     }
 
     /// Whether `bytes` equal `lowercase` (ASCII, already lowercase) ignoring case.

@@ -35,9 +35,7 @@ struct PublishBody: Sendable {
         -> PublishBody
     {
         let mediaType = contentType.map(Self.mediaType)
-        let isJSON = mediaType.map { $0 == "application/json" || $0.utf8.hasSuffix("+json".utf8) } ?? true
-        let isForm = mediaType == "application/x-www-form-urlencoded"
-        let isText = mediaType.map { $0.utf8.starts(with: "text/".utf8) || $0 == "application/octet-stream" } ?? false
+        let (isJSON, isForm, isText) = Self.classify(mediaType)
         // One pass over the query, whichever form the body turns out to be in.
         let query = QueryFields(target)
         let queryNamesTarget: Bool
@@ -76,24 +74,64 @@ struct PublishBody: Sendable {
         var ephemeral: String?
 
         init(_ target: RequestTarget) {
-            for (rawName, rawValue) in target.parameters {
-                let value = { RequestTarget.decodeForm(rawValue) }
-                switch RequestTarget.decodeForm(rawName) {
-                case "topic": self.topics.append(value())
-                case "topics": self.listedTopics.append(value())
-                case "to": self.to = self.to ?? value()
-                case "user": self.user = self.user ?? value()
-                case "event": self.event = self.event ?? value()
-                case "retry": self.retry = self.retry ?? value()
-                case "private": self.isPrivate = self.isPrivate ?? value()
-                case "ephemeral": self.ephemeral = self.ephemeral ?? value()
-                default: break
+            target.forEachParameterBytes { rawName, rawValue in
+                let value = { RequestTarget.decodeForm(bytes: rawValue) }
+                // Names are matched as bytes; only an encoded name is decoded first.
+                let name =
+                    rawName.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") })
+                    ? Self.name(RequestTarget.decodeForm(bytes: rawName)) : Self.name(rawName)
+                switch name {
+                case .topic: self.topics.append(value())
+                case .topics: self.listedTopics.append(value())
+                case .to: self.to = self.to ?? value()
+                case .user: self.user = self.user ?? value()
+                case .event: self.event = self.event ?? value()
+                case .retry: self.retry = self.retry ?? value()
+                case .private: self.isPrivate = self.isPrivate ?? value()
+                case .ephemeral: self.ephemeral = self.ephemeral ?? value()
+                case nil: break
                 }
             }
         }
 
+        private enum Name {
+            case topic, topics, to, user, event, retry, `private`, ephemeral
+        }
+
+        private static func name(_ bytes: UnsafeBufferPointer<UInt8>) -> Name? {
+            switch bytes.count {
+            case 2: return bytes.equals("to") ? .to : nil
+            case 4: return bytes.equals("user") ? .user : nil
+            case 5:
+                if bytes.equals("topic") { return .topic }
+                if bytes.equals("event") { return .event }
+                return bytes.equals("retry") ? .retry : nil
+            case 6: return bytes.equals("topics") ? .topics : nil
+            case 7: return bytes.equals("private") ? .private : nil
+            case 9: return bytes.equals("ephemeral") ? .ephemeral : nil
+            default: return nil
+            }
+        }
+
+        private static func name(_ text: String) -> Name? {
+            var text = text
+            return text.withUTF8 { Self.name($0) }
+        }
+
         /// Whether `topic` or `topics` is given, even empty.
         var namesTopic: Bool { !self.topics.isEmpty || !self.listedTopics.isEmpty }
+    }
+
+    /// Whether a media type (nil: none given) is read as JSON, a form, or text, judged on its bytes.
+    private static func classify(_ mediaType: String?) -> (isJSON: Bool, isForm: Bool, isText: Bool) {
+        guard var mediaType else { return (true, false, false) }
+        return mediaType.withUTF8 { bytes in
+            (
+                bytes.equals("application/json") || bytes.hasSuffix("+json"),
+                bytes.equals("application/x-www-form-urlencoded"),
+                bytes.hasPrefix("text/") || bytes.equals("application/octet-stream")
+            )
+        }
     }
 
     static func mediaType(_ contentType: String) -> String {
@@ -262,11 +300,25 @@ struct PublishBody: Sendable {
     }
 }
 
-extension String.UTF8View {
-    /// Whether the bytes end with `suffix`'s, compared byte for byte (`String.hasSuffix` compares characters).
-    func hasSuffix(_ suffix: String.UTF8View) -> Bool {
-        let count = suffix.count
-        return self.count >= count && self.dropFirst(self.count - count).elementsEqual(suffix)
+/// Comparisons of bytes with ASCII literals, without a generic walk through a string's UTF-8 view.
+extension UnsafeBufferPointer<UInt8> {
+    func equals(_ literal: StaticString) -> Bool {
+        self.count == literal.utf8CodeUnitCount && self.hasPrefix(literal)
+    }
+
+    func hasPrefix(_ literal: StaticString) -> Bool {
+        let count = literal.utf8CodeUnitCount
+        guard self.count >= count else { return false }
+        for offset in 0..<count where self[offset] != literal.utf8Start[offset] { return false }
+        return true
+    }
+
+    func hasSuffix(_ literal: StaticString) -> Bool {
+        let count = literal.utf8CodeUnitCount
+        guard self.count >= count else { return false }
+        let start = self.count - count
+        for offset in 0..<count where self[start + offset] != literal.utf8Start[offset] { return false }
+        return true
     }
 }
 

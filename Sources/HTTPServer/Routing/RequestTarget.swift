@@ -10,16 +10,28 @@ struct RequestTarget: Sendable {
     let queryText: Substring.UTF8View
 
     init(uri: String) {
-        let utf8 = uri[...].utf8
-        let pathEnd =
-            utf8.firstIndexOfByte(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) ?? utf8.endIndex
-        let path = uri[..<pathEnd]
-        self.path =
-            Self.needsDecoding(path.utf8, plusIsSpace: false)
-            ? Substring(Self.decode(path.utf8, plusIsSpace: false)) : path
-        if pathEnd != utf8.endIndex, utf8[pathEnd] == UInt8(ascii: "?") {
-            let query = uri[uri.utf8.index(after: pathEnd)...].utf8
-            self.queryText = query[..<(query.firstIndexOfByte(where: { $0 == UInt8(ascii: "#") }) ?? query.endIndex)]
+        // One scan over the target's bytes finds where the path and the query end, and whether the path has escapes.
+        var text = uri
+        let (pathEnd, queryEnd, pathHasEscapes) = text.withUTF8 { bytes -> (Int, Int, Bool) in
+            var index = 0
+            var hasEscapes = false
+            while index < bytes.count {
+                let byte = bytes[index]
+                if byte == UInt8(ascii: "?") || byte == UInt8(ascii: "#") { break }
+                if byte == UInt8(ascii: "%") { hasEscapes = true }
+                index += 1
+            }
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "?") else { return (index, index, hasEscapes) }
+            let queryEnd = bytes[(index + 1)...].firstIndex(of: UInt8(ascii: "#")) ?? bytes.count
+            return (index, queryEnd, hasEscapes)
+        }
+        let utf8 = text.utf8
+        let pathEndIndex = utf8.index(utf8.startIndex, offsetBy: pathEnd)
+        let path = text[..<pathEndIndex]
+        self.path = pathHasEscapes ? Substring(Self.decode(path.utf8, plusIsSpace: false)) : path
+        if queryEnd > pathEnd {
+            let queryStart = utf8.index(after: pathEndIndex)
+            self.queryText = text[queryStart..<utf8.index(pathEndIndex, offsetBy: queryEnd - pathEnd)].utf8
         } else {
             self.queryText = Substring().utf8
         }
@@ -32,6 +44,40 @@ struct RequestTarget: Sendable {
 
     /// The parameters as they are written (still encoded), in order: decode what is used with ``decodeForm(_:)``.
     var parameters: FormParameters { FormParameters(self.queryText) }
+
+    /// Calls `body` with each parameter as it is written (still encoded), in order, as bytes: for the hot publish
+    /// path, which matches names against literals and decodes values straight from the bytes (``decodeForm(bytes:)``).
+    func forEachParameterBytes(
+        _ body: (_ name: UnsafeBufferPointer<UInt8>, _ value: UnsafeBufferPointer<UInt8>) -> Void
+    ) {
+        func walk(_ bytes: UnsafeBufferPointer<UInt8>) {
+            var start = 0
+            while start < bytes.count {
+                var end = start
+                while end < bytes.count, bytes[end] != UInt8(ascii: "&") { end += 1 }
+                if end > start {
+                    var equals = start
+                    while equals < end, bytes[equals] != UInt8(ascii: "=") { equals += 1 }
+                    let valueStart = min(equals + 1, end)
+                    body(
+                        UnsafeBufferPointer(rebasing: bytes[start..<equals]),
+                        UnsafeBufferPointer(rebasing: bytes[valueStart..<end]))
+                }
+                start = end + 1
+            }
+        }
+        if self.queryText.withContiguousStorageIfAvailable(walk) == nil {
+            Array(self.queryText).withUnsafeBufferPointer(walk)
+        }
+    }
+
+    /// A form component's bytes decoded: `+` as a space, `%XX` escapes.
+    static func decodeForm(bytes: UnsafeBufferPointer<UInt8>) -> String {
+        guard bytes.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) else {
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        return Self.decode(bytes, plusIsSpace: true)
+    }
 
     /// Every value of `name`, in order.
     func values(_ name: String) -> [String] {
@@ -83,17 +129,24 @@ struct RequestTarget: Sendable {
     /// Decodes `%XX` escapes (and `+` when asked). Malformed escapes are kept as they are; bytes that do not form
     /// UTF-8 become U+FFFD, which no topic or id accepts, so they are refused downstream.
     private static func decode(_ text: Substring.UTF8View, plusIsSpace: Bool) -> String {
+        text.withContiguousStorageIfAvailable { Self.decode($0, plusIsSpace: plusIsSpace) }
+            ?? Array(text).withUnsafeBufferPointer { Self.decode($0, plusIsSpace: plusIsSpace) }
+    }
+
+    private static func decode(_ text: UnsafeBufferPointer<UInt8>, plusIsSpace: Bool) -> String {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(text.count)
-        var rest = text[...]
-        while let byte = rest.popFirst() {
+        var index = 0
+        while index < text.count {
+            let byte = text[index]
+            index += 1
             if byte == UInt8(ascii: "+") && plusIsSpace {
                 bytes.append(UInt8(ascii: " "))
-            } else if byte == UInt8(ascii: "%"), let high = rest.first?.hexDigitValue,
-                let low = rest.dropFirst().first?.hexDigitValue
+            } else if byte == UInt8(ascii: "%"), index + 1 < text.count, let high = text[index].hexDigitValue,
+                let low = text[index + 1].hexDigitValue
             {
                 bytes.append(high << 4 | low)
-                rest = rest.dropFirst(2)
+                index += 2
             } else {
                 bytes.append(byte)
             }
