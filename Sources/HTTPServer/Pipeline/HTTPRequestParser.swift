@@ -262,16 +262,20 @@ struct HTTPRequestParser {
     private static func parseRequestLine(
         _ line: Bytes
     ) throws(ParseError) -> (HTTPMethod, String, HTTPVersion) {
-        guard let firstSpace = line.firstIndex(of: 0x20) else { throw .invalid("the request line is not valid") }
+        guard let firstSpace = Self.firstIndex(of: 0x20, in: line) else {
+            throw .invalid("the request line is not valid")
+        }
         let methodBytes = line[line.startIndex..<firstSpace]
-        guard !methodBytes.isEmpty, methodBytes.allSatisfy(\.isHTTPTokenCharacter) else {
+        guard !methodBytes.isEmpty, Self.all(methodBytes, \.isHTTPTokenCharacter) else {
             throw .invalid("the method is not a token")
         }
         let rest = line[(firstSpace + 1)...]
-        guard let secondSpace = rest.firstIndex(of: 0x20) else { throw .invalid("the request line is not valid") }
+        guard let secondSpace = Self.firstIndex(of: 0x20, in: rest) else {
+            throw .invalid("the request line is not valid")
+        }
         let target = rest[rest.startIndex..<secondSpace]
         // Any byte but controls, space and DEL; bytes over 0x7F are read as UTF-8 (repaired), as before.
-        guard !target.isEmpty, target.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else {
+        guard !target.isEmpty, Self.all(target, { $0 > 0x20 && $0 != 0x7F }) else {
             throw .invalid("the request target is not valid")
         }
         let versionBytes = rest[(secondSpace + 1)...]
@@ -307,18 +311,18 @@ struct HTTPRequestParser {
 
     /// A field line's name and value (without the whitespace around it), checked.
     private static func parseField(_ line: Bytes) throws(ParseError) -> (name: Bytes, value: Bytes) {
-        guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else {
+        guard let colon = Self.firstIndex(of: UInt8(ascii: ":"), in: line) else {
             throw .invalid("a header line has no colon")
         }
         let name = line[line.startIndex..<colon]
         // Also refuses a folded line (one that starts with a space) and a space before the colon.
-        guard !name.isEmpty, name.allSatisfy(\.isHTTPTokenCharacter) else {
+        guard !name.isEmpty, Self.all(name, \.isHTTPTokenCharacter) else {
             throw .invalid("a header name is not a token")
         }
         var value = line[(colon + 1)...]
         while let first = value.first, first == 0x20 || first == 0x09 { value = value.dropFirst() }
         while let last = value.last, last == 0x20 || last == 0x09 { value = value.dropLast() }
-        guard value.allSatisfy({ $0 >= 0x20 ? $0 != 0x7F : $0 == 0x09 }) else {
+        guard Self.all(value, { $0 >= 0x20 ? $0 != 0x7F : $0 == 0x09 }) else {
             throw .invalid("a header value has a control character")
         }
         return (name, value)
@@ -406,6 +410,11 @@ struct HTTPRequestParser {
         let raw = UnsafeRawBufferPointer(rebasing: bytes)
         guard let base = raw.baseAddress, let found = memchr(base, Int32(byte), raw.count) else { return nil }
         return bytes.startIndex + (UnsafeRawPointer(found) - base)
+    }
+
+    /// Whether every byte passes `test`, checked over the plain buffer (a slice's iteration checks its bounds per byte).
+    private static func all(_ bytes: Bytes, _ test: (UInt8) -> Bool) -> Bool {
+        UnsafeRawBufferPointer(rebasing: bytes).allSatisfy(test)
     }
 
     /// `bytes` as text; invalid UTF-8 is repaired to U+FFFD.
