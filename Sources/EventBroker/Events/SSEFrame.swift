@@ -47,6 +47,8 @@ public enum SSEFrame {
     public struct PreparedEvent: Sendable {
         /// Room for `id: ` with up to 20 digits and `\n` (25 bytes), and up to 16 hex digits and CRLF (18).
         static let headroom = 43
+        /// What ends the chunk-size line and begins the id line.
+        private static let idLinePrefix: StaticString = "\r\nid: "
         private var frame: ByteBuffer
         /// The data is written in one `data:` line, so the finished chunk ends with it, then `\n\n\r\n`: it can be
         /// read back from there (see ``SSEFrame/data(in:bytes:)``).
@@ -69,26 +71,19 @@ public enum SSEFrame {
             // `<hex>\r\nid: <digits>\n`, composed on the stack and set in one copy: this runs under the bus lock.
             var scratch: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)  // 48 >= headroom
             withUnsafeMutableBytes(of: &scratch) { bytes in
-                var rest = payloadBytes
-                for index in stride(from: hexDigits - 1, through: 0, by: -1) {
-                    let digit = UInt8(truncatingIfNeeded: rest & 0xF)
-                    bytes[index] = digit < 10 ? UInt8(ascii: "0") &+ digit : UInt8(ascii: "a") &+ digit &- 10
-                    rest >>= 4
+                var position = 0
+                func append(_ part: UnsafeRawBufferPointer) {
+                    UnsafeMutableRawBufferPointer(rebasing: bytes[position..<(position + part.count)]).copyMemory(
+                        from: part)
+                    position += part.count
                 }
-                bytes[hexDigits] = UInt8(ascii: "\r")
-                bytes[hexDigits + 1] = UInt8(ascii: "\n")
-                bytes[hexDigits + 2] = UInt8(ascii: "i")
-                bytes[hexDigits + 3] = UInt8(ascii: "d")
-                bytes[hexDigits + 4] = UInt8(ascii: ":")
-                bytes[hexDigits + 5] = UInt8(ascii: " ")
-                let position = hexDigits + 6
-                var value = id.rawValue
-                for index in stride(from: position + idDigits - 1, through: position, by: -1) {
-                    bytes[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: value % 10)
-                    value /= 10
-                }
-                bytes[position + idDigits] = UInt8(ascii: "\n")
-                self.frame.setBytes(UnsafeRawBufferPointer(rebasing: bytes[0..<(bodyStart - sizeStart)]), at: sizeStart)
+                ByteBuffer.withDigits(of: payloadBytes, radix: 16, count: hexDigits, append)
+                append(
+                    UnsafeRawBufferPointer(
+                        start: Self.idLinePrefix.utf8Start, count: Self.idLinePrefix.utf8CodeUnitCount))
+                ByteBuffer.withDigits(of: id.rawValue, radix: 10, append)
+                bytes[position] = UInt8(ascii: "\n")
+                self.frame.setBytes(UnsafeRawBufferPointer(rebasing: bytes[0...position]), at: sizeStart)
             }
             self.frame.moveReaderIndex(to: sizeStart)
             return self.frame.slice()

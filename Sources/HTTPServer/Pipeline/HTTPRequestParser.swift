@@ -280,9 +280,9 @@ struct HTTPRequestParser {
         }
         let versionBytes = rest[(secondSpace + 1)...]
         let version: HTTPVersion
-        if Self.equals(versionBytes, "HTTP/1.1") {
+        if UnsafeRawBufferPointer(rebasing: versionBytes).equals("HTTP/1.1") {
             version = .http1_1
-        } else if Self.equals(versionBytes, "HTTP/1.0") {
+        } else if UnsafeRawBufferPointer(rebasing: versionBytes).equals("HTTP/1.0") {
             version = .http1_0
         } else {
             throw .invalid("only HTTP/1.0 and HTTP/1.1 are served")
@@ -292,17 +292,18 @@ struct HTTPRequestParser {
 
     /// The method, without a `String` for the common ones.
     private static func method(_ bytes: Bytes) -> HTTPMethod {
-        switch bytes.count {
+        let raw = UnsafeRawBufferPointer(rebasing: bytes)
+        switch raw.count {
         case 3:
-            if Self.equals(bytes, "GET") { return .GET }
-            if Self.equals(bytes, "PUT") { return .PUT }
+            if raw.equals("GET") { return .GET }
+            if raw.equals("PUT") { return .PUT }
         case 4:
-            if Self.equals(bytes, "POST") { return .POST }
-            if Self.equals(bytes, "HEAD") { return .HEAD }
+            if raw.equals("POST") { return .POST }
+            if raw.equals("HEAD") { return .HEAD }
         case 6:
-            if Self.equals(bytes, "DELETE") { return .DELETE }
+            if raw.equals("DELETE") { return .DELETE }
         case 7:
-            if Self.equals(bytes, "OPTIONS") { return .OPTIONS }
+            if raw.equals("OPTIONS") { return .OPTIONS }
         default:
             break
         }
@@ -420,14 +421,6 @@ struct HTTPRequestParser {
     /// `bytes` as text; invalid UTF-8 is repaired to U+FFFD.
     private static func string(_ bytes: Bytes) -> String {
         String(decoding: UnsafeRawBufferPointer(rebasing: bytes), as: UTF8.self)
-    }
-
-    /// Whether `bytes` are exactly `literal`'s, compared with `memcmp` (a generic comparison with a string's UTF-8 view
-    /// goes byte by byte through the view's index).
-    private static func equals(_ bytes: Bytes, _ literal: StaticString) -> Bool {
-        guard bytes.count == literal.utf8CodeUnitCount else { return false }
-        guard let base = UnsafeRawBufferPointer(rebasing: bytes).baseAddress else { return bytes.isEmpty }
-        return memcmp(base, literal.utf8Start, bytes.count) == 0
     }
 
     /// Whether `bytes` equal `lowercase` (ASCII, already lowercase) ignoring case.

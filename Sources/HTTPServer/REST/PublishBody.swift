@@ -98,7 +98,8 @@ struct PublishBody: Sendable {
             case topic, topics, to, user, event, retry, `private`, ephemeral
         }
 
-        private static func name(_ bytes: UnsafeBufferPointer<UInt8>) -> Name? {
+        private static func name(_ name: UnsafeBufferPointer<UInt8>) -> Name? {
+            let bytes = UnsafeRawBufferPointer(name)
             switch bytes.count {
             case 2: return bytes.equals("to") ? .to : nil
             case 4: return bytes.equals("user") ? .user : nil
@@ -125,8 +126,9 @@ struct PublishBody: Sendable {
     /// Whether a media type (nil: none given) is read as JSON, a form, or text, judged on its bytes.
     private static func classify(_ mediaType: String?) -> (isJSON: Bool, isForm: Bool, isText: Bool) {
         guard var mediaType else { return (true, false, false) }
-        return mediaType.withUTF8 { bytes in
-            (
+        return mediaType.withUTF8 { utf8 in
+            let bytes = UnsafeRawBufferPointer(utf8)
+            return (
                 bytes.equals("application/json") || bytes.hasSuffix("+json"),
                 bytes.equals("application/x-www-form-urlencoded"),
                 bytes.hasPrefix("text/") || bytes.equals("application/octet-stream")
@@ -297,28 +299,6 @@ struct PublishBody: Sendable {
         case "false", "0", "no", "off", "": return false
         default: throw APIError.invalidField(name, "must be true or false")
         }
-    }
-}
-
-/// Comparisons of bytes with ASCII literals, without a generic walk through a string's UTF-8 view.
-extension UnsafeBufferPointer<UInt8> {
-    func equals(_ literal: StaticString) -> Bool {
-        self.count == literal.utf8CodeUnitCount && self.hasPrefix(literal)
-    }
-
-    func hasPrefix(_ literal: StaticString) -> Bool {
-        let count = literal.utf8CodeUnitCount
-        guard self.count >= count else { return false }
-        for offset in 0..<count where self[offset] != literal.utf8Start[offset] { return false }
-        return true
-    }
-
-    func hasSuffix(_ literal: StaticString) -> Bool {
-        let count = literal.utf8CodeUnitCount
-        guard self.count >= count else { return false }
-        let start = self.count - count
-        for offset in 0..<count where self[start + offset] != literal.utf8Start[offset] { return false }
-        return true
     }
 }
 
