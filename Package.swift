@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "BrokerJWT", targets: ["BrokerJWT"]),
         .library(name: "BrokerTLS", targets: ["BrokerTLS"]),
         .library(name: "BrokerClient", targets: ["BrokerClient"]),
+        .library(name: "BrokerPostgres", targets: ["BrokerPostgres"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -30,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "4.1.0"..<"6.0.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // The system SQLite library, for the durable store.
@@ -58,6 +60,19 @@ let package = Package(
             dependencies: [
                 "EventBroker",
                 .product(name: "JWTKit", package: "jwt-kit"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Scale-out: the bus's shared log in PostgreSQL (postgres-nio), for several brokers behind one load balancer.
+        .target(
+            name: "BrokerPostgres",
+            dependencies: [
+                "EventBroker",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
@@ -126,6 +141,7 @@ let package = Package(
                 "BrokerTLS",
                 "BrokerClient",
                 "BrokerBench",
+                "BrokerPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -214,6 +230,7 @@ let package = Package(
                 "broker-cli",
                 "EventBroker",
                 "HTTPServer",
+                "BrokerPostgres",
                 "BrokerJWT",
                 "BrokerTLS",
                 "BrokerClient",

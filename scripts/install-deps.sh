@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need on a fresh Debian machine: curl (live tests), openssl (the TLS tests make
 # their certificate with it), zlib and SQLite headers (for the compression and durable-store modules), Chromium and
-# its WebDriver (the browser tests), and the Python packages the tests use.
+# its WebDriver (the browser tests), PostgreSQL (the cluster tests), and the Python packages the tests use.
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 
@@ -10,6 +10,9 @@ command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 [ -x /usr/bin/openssl ] || need_apt+=(openssl)
 dpkg -s zlib1g-dev >/dev/null 2>&1 || need_apt+=(zlib1g-dev)
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || need_apt+=(libsqlite3-dev)
+# PostgreSQL: the cluster tests run several brokers against a real server (scripts/postgres.sh starts one).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -14,6 +14,9 @@ bash scripts/install-deps.sh
 python3 scripts/validate-openapi.py openapi.yaml
 swift format lint --strict -r Sources Tests
 swift build -c release -Xswiftc -enable-testing --build-tests
+# The cluster tests' PostgreSQL server (they start it themselves too); removed when the tests end.
+bash scripts/postgres.sh start >/dev/null
+trap 'bash scripts/postgres.sh destroy' EXIT
 swift test -c release -Xswiftc -enable-testing --skip-build "$@"
 [ "${BROWSER_TESTS:-1}" = 0 ] || bash scripts/browser-tests.sh
 fuzz_seconds=${FUZZ_SECONDS:-20}

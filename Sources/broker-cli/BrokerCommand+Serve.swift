@@ -1,5 +1,6 @@
 import ArgumentParser
 import BrokerJWT
+import BrokerPostgres
 import BrokerTLS
 import EventBroker
 import HTTPServer
@@ -10,7 +11,8 @@ import ServiceLifecycle
 /// `broker-cli serve`: runs the broker until SIGTERM or SIGINT, then shuts down gracefully.
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the broker (history in memory, or in SQLite with --store; every flag has a BROKER_* variable)."
+        abstract:
+            "Run the broker (history in memory, in SQLite or, for a cluster, in PostgreSQL with --store; every flag has a BROKER_* variable)."
     )
 
     @OptionGroup var options: ServerOptions
@@ -62,6 +64,19 @@ struct Serve: AsyncParsableCommand {
                 throw error
             }
             logger.notice("History kept in SQLite", metadata: ["path": "\(path)", "sync": "\(synchronous.rawValue)"])
+        case .postgres(let url):
+            // PostgreSQL unreachable or refusing stops the start-up with one line naming it (never the password).
+            do {
+                let log = try PostgresClusterLog(url: url, logger: logger)
+                broker = try Broker(
+                    eventLoops: Array(group.makeIterator()), configuration: configuration.bus,
+                    metrics: BusMetrics(factory: metrics.factory), logger: logger, cluster: log)
+                logger.notice(
+                    "Cluster node: history shared in PostgreSQL", metadata: ["url": "\(url)", "node": "\(log.nodeID)"])
+            } catch {
+                try? await group.shutdownGracefully()
+                throw error
+            }
         }
         let server = BrokerServer(
             configuration: configuration, broker: broker, group: group, metrics: metrics, logger: logger)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BrokerJWT
+import BrokerPostgres
 import BrokerTLS
 import EventBroker
 import HTTPServer
@@ -98,7 +99,7 @@ struct ServerOptions: ParsableArguments {
 
     @Option(
         help:
-            "Where history is kept: 'memory', or 'sqlite:PATH' to keep it in a SQLite file that survives restarts. (env: BROKER_STORE, default: memory)"
+            "Where history is kept: 'memory'; 'sqlite:PATH' to keep it in a SQLite file that survives restarts; or 'postgres://USER:PASSWORD@HOST:PORT/DATABASE' to run as one node of a cluster sharing that database. (env: BROKER_STORE, default: memory)"
     )
     var store: String?
 
@@ -269,6 +270,7 @@ struct ServerOptions: ParsableArguments {
     enum Store: Equatable {
         case memory
         case sqlite(path: String, synchronous: SQLiteSynchronous)
+        case postgres(PostgresURL)
     }
 
     func storeChoice() throws -> Store {
@@ -278,8 +280,16 @@ struct ServerOptions: ParsableArguments {
             if sync != nil { throw ValidationError("--store-sync applies to a SQLite store (--store sqlite:PATH).") }
             return .memory
         }
+        if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
+            if sync != nil { throw ValidationError("--store-sync applies to a SQLite store (--store sqlite:PATH).") }
+            do {
+                return .postgres(try PostgresURL(text))
+            } catch {
+                throw ValidationError(error.message)
+            }
+        }
         guard text.hasPrefix("sqlite:"), text.count > "sqlite:".count else {
-            throw ValidationError("--store must be 'memory' or 'sqlite:PATH', not '\(text)'.")
+            throw ValidationError("--store must be 'memory', 'sqlite:PATH' or 'postgres://…', not '\(text)'.")
         }
         guard let synchronous = SQLiteSynchronous(rawValue: (sync ?? "normal").lowercased()) else {
             throw ValidationError("--store-sync must be 'normal' or 'full', not '\(sync ?? "")'.")

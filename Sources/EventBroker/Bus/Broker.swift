@@ -14,7 +14,7 @@ import Synchronization
 /// never held while writing to a socket. Subscribing happens on the subscriber's own loop, under the same lock, so
 /// the replay snapshot and live delivery meet exactly at `SubscriptionStart.handoffID`: no gap, no duplicate.
 public final class Broker: Sendable {
-    private struct State {
+    struct State {
         var ids: EventIDGenerator
         var history: EventHistory
         var registry: SubscriptionRegistry
@@ -31,22 +31,30 @@ public final class Broker: Sendable {
         var storedGlobalHorizon = EventID.zero
         var isShuttingDown = false
         var sweepTask: RepeatedTask?
+        /// In a cluster: the newest id known to exist in the log (it may not be read yet).
+        var clusterHead = EventID.zero
+        /// In a cluster: the clients of the other nodes, for presence, direct messages and subscriber counts.
+        var remote = SubscriptionRegistry(shardCount: 1)
+        /// In a cluster: publishes appended to the log and waiting to be read back, in id order.
+        var awaiting = AwaitingPublishes()
     }
 
     public let configuration: BusConfiguration
     public let shards: [SubscriberShard]
     public let bootTimeMilliseconds: UInt64
-    private let clock: BrokerClock
-    private let logger: Logger
-    private let allocator = ByteBufferAllocator()
-    private let state: NIOLockedValueBox<State>
+    let clock: BrokerClock
+    let logger: Logger
+    let allocator = ByteBufferAllocator()
+    let state: NIOLockedValueBox<State>
     private let shardsByLoop: [ObjectIdentifier: Int]
     /// WebSocket subscribers connected now. Read without the lock, to decide whether a publish encodes its WebSocket
     /// frame up front; a WebSocket that connects meanwhile gets the frame encoded on demand.
-    private let webSocketClients = Atomic<Int>(0)
-    private let metrics: BusMetrics
+    let webSocketClients = Atomic<Int>(0)
+    let metrics: BusMetrics
     /// Commits publishes to the durable store before they are delivered; nil with the in-memory history only.
     private let writer: StoreWriter?
+    /// Appends publishes to the cluster's log and reads back what every node appended; nil for a single node.
+    let cluster: ClusterLink?
 
     /// - Parameters:
     ///   - eventLoops: the loops subscribers live on; one shard each.
@@ -59,7 +67,7 @@ public final class Broker: Sendable {
     ) {
         self.init(
             eventLoops: eventLoops, configuration: configuration, clock: clock, metrics: metrics, logger: logger,
-            store: nil, stored: StoredState())
+            store: nil, cluster: nil, stored: StoredState())
     }
 
     /// A broker whose history is kept in `store` too: it starts with what the store holds (history, ids, retention
@@ -77,12 +85,36 @@ public final class Broker: Sendable {
         let stored = try store.load()
         self.init(
             eventLoops: eventLoops, configuration: configuration, clock: clock, metrics: metrics, logger: logger,
-            store: store, stored: stored)
+            store: store, cluster: nil, stored: stored)
         logger.notice(
             "Durable history loaded",
             metadata: [
                 "events": "\(stored.events.count)", "last.id": "\(stored.lastID?.description ?? "-")",
                 "idempotency.keys": "\(stored.idempotencyKeys.count)",
+            ])
+    }
+
+    /// One node of a cluster: its history starts with what `log` retains, its ids come from the log, and it
+    /// delivers what every node of the cluster appends (see ``ClusterLog``). Publishes are answered once read back.
+    ///
+    /// - Throws: `StoreError` when the log cannot be read.
+    public convenience init(
+        eventLoops: [any EventLoop],
+        configuration: BusConfiguration = BusConfiguration(),
+        clock: BrokerClock = .system,
+        metrics: BusMetrics = BusMetrics(),
+        logger: Logger = Logger(label: "EventBroker"),
+        cluster log: any ClusterLog
+    ) throws(StoreError) {
+        let stored = try log.load()
+        self.init(
+            eventLoops: eventLoops, configuration: configuration, clock: clock, metrics: metrics, logger: logger,
+            store: nil, cluster: log, stored: stored)
+        logger.notice(
+            "Cluster log loaded",
+            metadata: [
+                "node": "\(log.nodeID)", "events": "\(stored.events.count)",
+                "last.id": "\(stored.lastID?.description ?? "-")",
             ])
     }
 
@@ -93,6 +125,7 @@ public final class Broker: Sendable {
         metrics: BusMetrics,
         logger: Logger,
         store: (any EventStore)?,
+        cluster log: (any ClusterLog)?,
         stored: StoredState
     ) {
         precondition(!eventLoops.isEmpty, "a broker needs at least one event loop")
@@ -118,11 +151,20 @@ public final class Broker: Sendable {
             lastPublished: stored.lastID ?? EventID(rawValue: ids.floor.rawValue - 1),
             recordFloor: stored.firstID ?? ids.floor)
         Self.restore(stored, into: &state, nowMilliseconds: now / 1000, allocator: ByteBufferAllocator())
+        if log != nil {
+            // Ids are the log's: nothing before its first id is missing, and the cursor is its newest id.
+            let last = stored.lastID ?? .zero
+            state.lastPublished = last
+            state.clusterHead = last
+            state.recordFloor = stored.firstID ?? EventID(rawValue: last.rawValue + 1)
+        }
         self.state = NIOLockedValueBox(state)
         self.writer = store.map { StoreWriter(store: $0, logger: logger) }
+        self.cluster = log.map { ClusterLink(log: $0, head: stored.lastID ?? .zero, logger: logger) }
         self.writer?.start(
             committed: { [weak self] batch in self?.committed(batch) },
             failed: { [weak self] batch, error in self?.failed(batch, error) })
+        self.cluster?.start(self.clusterCallbacks())
         for shard in self.shards { shard.startHeartbeats(every: configuration.heartbeatInterval) }
         self.startSweeping()
     }
@@ -179,6 +221,7 @@ public final class Broker: Sendable {
         task?.cancel()
         for shard in self.shards { shard.stopHeartbeats() }
         self.writer?.stop()
+        self.cluster?.stop()
     }
 
     private func startSweeping() {
@@ -196,7 +239,7 @@ public final class Broker: Sendable {
         let retention = self.state.withLockedValue { state -> StoreWriter.Retention? in
             state.history.evictExpired(nowMilliseconds: now)
             state.idempotency.expire(nowMilliseconds: now)
-            guard self.writer != nil else { return nil }
+            guard self.writer != nil || self.cluster != nil else { return nil }
             let (horizons, global) = state.history.horizons()
             var changed: [TopicName: EventID] = [:]
             for (topic, horizon) in horizons where horizon > max(state.storedHorizons[topic] ?? .zero, global) {
@@ -208,20 +251,23 @@ public final class Broker: Sendable {
             state.storedHorizons = state.storedHorizons.filter { $0.value > global }
             return StoreWriter.Retention(topicHorizons: changed, globalHorizon: global, nowMilliseconds: now)
         }
-        if let retention { self.writer?.schedule(retention) }
+        if let retention {
+            self.writer?.schedule(retention)
+            self.cluster?.schedule(retention)
+        }
     }
 
     // MARK: Publishing
 
     /// Whether publishes wait for a durable store's commit (use ``publish(_:promise:)`` then).
-    public var isDurable: Bool { self.writer != nil }
+    public var isDurable: Bool { self.writer != nil || self.cluster != nil }
 
     /// Publishes one event to one or more topics, and answers at once: for a broker without a store (see
     /// ``isDurable``). With a store, use ``publish(_:promise:)``.
     ///
     /// - Throws: `BrokerError` for reserved topics, too many topics, an invalid event type or empty data.
     public func publish(_ request: PublishRequest) throws(BrokerError) -> PublishResult {
-        precondition(self.writer == nil, "a durable broker answers publishes once committed: use publish(_:promise:)")
+        precondition(!self.isDurable, "a durable broker answers publishes once committed: use publish(_:promise:)")
         return try self.append(try self.validatedPublish(request), direct: nil, promise: nil)!
     }
 
@@ -259,7 +305,7 @@ public final class Broker: Sendable {
     public func broadcast(
         data: String, dataIsJSON: Bool = false, eventType: String? = nil, idempotencyKey: String? = nil
     ) throws(BrokerError) -> PublishResult {
-        precondition(self.writer == nil, "a durable broker answers broadcasts once committed: pass a promise")
+        precondition(!self.isDurable, "a durable broker answers broadcasts once committed: pass a promise")
         let request = PublishRequest(
             topics: [.broadcast], data: data, dataIsJSON: dataIsJSON, eventType: eventType,
             idempotencyKey: idempotencyKey)
@@ -292,7 +338,7 @@ public final class Broker: Sendable {
         to recipient: DirectRecipient, data: String, dataIsJSON: Bool = false, eventType: String? = nil,
         idempotencyKey: String? = nil
     ) throws(BrokerError) -> PublishResult {
-        precondition(self.writer == nil, "a durable broker orders direct messages behind commits: pass a promise")
+        precondition(!self.isDurable, "a durable broker orders direct messages behind commits: pass a promise")
         let request = PublishRequest(
             topics: [], data: data, dataIsJSON: dataIsJSON, eventType: eventType, idempotencyKey: idempotencyKey)
         try self.validate(request, allowNoTopic: true)
@@ -350,18 +396,21 @@ public final class Broker: Sendable {
     ) throws(BrokerError) -> PublishResult? {
         let now = self.clock.nowMilliseconds
         let topics = request.topics
+        let writer = promise == nil ? nil : self.writer
+        // In a cluster, events are encoded when they are read back from the log, with the log's id.
+        let cluster = promise == nil ? nil : self.cluster
         // Everything but the id is encoded before the lock is taken; under it, only the id line is filled in.
         // Taken (not copied) under the lock, so the frame's storage stays uniquely owned and is finished in place.
-        var frame = Optional(
-            SSEFrame.prepare(
+        var frame =
+            cluster == nil
+            ? SSEFrame.prepare(
                 event: request.eventType, data: request.data, retry: request.retryMilliseconds,
-                allocator: self.allocator))
+                allocator: self.allocator) : nil
         var webSocketFrame =
-            self.webSocketClients.load(ordering: .relaxed) > 0
+            cluster == nil && self.webSocketClients.load(ordering: .relaxed) > 0
             ? WebSocketEventFrame.prepare(
                 topics: topics, eventType: request.eventType, data: request.data, dataIsJSON: request.dataIsJSON,
                 allocator: self.allocator) : nil
-        let writer = promise == nil ? nil : self.writer
         let outcome = self.state.withLockedValue { state -> Result<PublishResult?, BrokerError> in
             if state.isShuttingDown {
                 return .failure(
@@ -385,9 +434,12 @@ public final class Broker: Sendable {
                 case .client(let id):
                     if let client = state.registry.clients[id], client.transport != .longPoll {
                         targets = [(id, client)]
+                    } else if cluster != nil, let client = state.remote.clients[id] {
+                        targets = [(id, client)]
                     }
                 case .user(let user):
                     targets = state.registry.clients(forUser: user)
+                    if cluster != nil { targets += state.remote.clients(forUser: user) }
                 }
                 guard !targets.isEmpty else {
                     switch recipient {
@@ -397,6 +449,20 @@ public final class Broker: Sendable {
                         return .failure(BrokerError(.clientNotFound, "No connected client belongs to user '\(user)'."))
                     }
                 }
+            }
+            if let cluster {
+                let append = ClusterAppend(
+                    kind: recipient != nil ? .direct : request.isEphemeral ? .ephemeral : .event, topics: topics,
+                    eventType: request.eventType, data: request.data, dataIsJSON: request.dataIsJSON,
+                    timeMilliseconds: now, retryMilliseconds: request.retryMilliseconds, isPrivate: request.isPrivate,
+                    recipients: targets.map(\.0), idempotencyKey: request.idempotencyKey,
+                    keyExpiresAtMilliseconds: now + state.idempotency.windowMilliseconds,
+                    subscribers: recipient != nil
+                        ? targets.count
+                        : state.registry.subscriberCount(for: topics) + state.remote.subscriberCount(for: topics))
+                if let key = request.idempotencyKey { state.committingKeys[key] = [] }
+                cluster.enqueue(ClusterLink.Publish(append: append, promise: promise))
+                return .success(nil)
             }
             let event = BrokerEvent(
                 id: state.ids.make(), topics: topics, eventType: request.eventType, data: request.data,
@@ -430,7 +496,7 @@ public final class Broker: Sendable {
     /// Puts a publish in history and hands it to the shards (its direct recipients' shards for a direct message).
     /// Under the lock; returns the promises of retries that waited for it. `subscribers` is the count of its topics'
     /// subscribers when the caller took it under this same lock; nil has it counted again.
-    private func deliver0(
+    func deliver0(
         _ publish: StoreWriter.Publish, state: inout State, nowMilliseconds: UInt64, subscribers: Int? = nil
     ) -> [EventLoopPromise<PublishResult>] {
         let event = publish.event
@@ -532,7 +598,9 @@ public final class Broker: Sendable {
                 return .failure(BrokerError(.shuttingDown, "The broker is shutting down; reconnect shortly."))
             }
             if transport == .webSocket { self.webSocketClients.add(1, ordering: .relaxed) }
-            let handoff = state.lastPublished
+            // In a cluster, a client may resume from an id this node has not read yet: live events through it are
+            // then not delivered again.
+            let handoff = max(state.lastPublished, Self.unreadResumeID(lastEventID, state: state) ?? .zero)
             var replay: [BrokerEvent] = []
             var gap: HistoryGap?
             if let lastEventID {
@@ -544,6 +612,7 @@ public final class Broker: Sendable {
                 shardIndex: shard.index, selectors: selectors, transport: transport, userID: principal.userID,
                 name: name ?? principal.userID, sinceMilliseconds: self.clock.nowMilliseconds)
             state.registry.add(subscriber.clientID, client)
+            self.clusterMemberJoined(subscriber.clientID, client)
             shard.add0(subscriber, selectors: selectors)
             self.announce0(.join, subscriber.clientID, client, topics: client.presenceTopics, state: &state)
             return .success(SubscriptionStart(replay: replay, gap: gap, handoffID: handoff))
@@ -564,6 +633,7 @@ public final class Broker: Sendable {
         guard let shard = self.shard(for: eventLoop) else { return }
         self.state.withLockedValue { state in
             guard let client = state.registry.remove(subscriber.clientID) else { return }
+            if client.transport != .longPoll { self.cluster?.memberLeft(subscriber.clientID) }
             if client.transport == .webSocket { self.webSocketClients.subtract(1, ordering: .relaxed) }
             self.announce0(.leave, subscriber.clientID, client, topics: client.presenceTopics, state: &state)
         }
@@ -607,6 +677,7 @@ public final class Broker: Sendable {
                 name: client.name, sinceMilliseconds: client.sinceMilliseconds)
             changed.joinOrder = client.joinOrder
             state.registry.add(subscriber.clientID, changed)
+            self.clusterMemberJoined(subscriber.clientID, changed)
             let pending = shard.takePending()
             let handoff = state.lastPublished
             let (wasIn, isIn) = (client.presenceTopics, changed.presenceTopics)
@@ -653,12 +724,21 @@ public final class Broker: Sendable {
         guard !state.isShuttingDown else { return }
         let now = self.clock.nowMilliseconds
         for topic in topics {
+            // In a cluster, a watcher on another node may not be known here yet: every change is announced.
             guard let presenceTopic = Presence.topic(for: topic),
-                state.registry.subscriberCount(for: presenceTopic) > 0
+                self.cluster != nil || state.registry.subscriberCount(for: presenceTopic) > 0
             else { continue }
             let data = Presence.data(
                 change, topic: topic, clientID: id, name: client.name, transport: client.transport,
-                timeMilliseconds: now, members: state.registry.memberCount(of: topic))
+                timeMilliseconds: now,
+                members: state.registry.memberCount(of: topic) + state.remote.memberCount(of: topic))
+            if let cluster = self.cluster {
+                let append = ClusterAppend(
+                    kind: .ephemeral, topics: [presenceTopic], eventType: change.rawValue, data: data, dataIsJSON: true,
+                    timeMilliseconds: now, retryMilliseconds: nil, isPrivate: false)
+                cluster.enqueue(ClusterLink.Publish(append: append, promise: nil))
+                continue
+            }
             let event = BrokerEvent(
                 id: state.ids.make(), topics: [presenceTopic], eventType: change.rawValue, data: data,
                 dataIsJSON: true, timeMilliseconds: now, retryMilliseconds: nil, isPrivate: false,
@@ -683,7 +763,7 @@ public final class Broker: Sendable {
         let horizon = state.history.horizon(selectors: selectors, includeBroadcast: includeBroadcast)
         var after = EventID.zero
         var missed: Bool
-        if let id = EventID(parsing: lastEventID), id <= lastIssued {
+        if let id = EventID(parsing: lastEventID), id <= max(lastIssued, state.clusterHead) {
             after = id
             // Before this run's first id, events of an earlier run (not kept in memory) may have been missed.
             missed = id < horizon.dropped || (id != .zero && id < state.recordFloor)
@@ -727,6 +807,9 @@ public final class Broker: Sendable {
         var names = Set(state.history.retainedTopics)
         names.formUnion(state.registry.exactlySubscribedTopics)
         names.formUnion(state.registry.multiSelectorExactTopics())
+        // In a cluster, the other nodes' subscribers too (empty otherwise).
+        names.formUnion(state.remote.exactlySubscribedTopics)
+        names.formUnion(state.remote.multiSelectorExactTopics())
         return names
     }
 
@@ -740,17 +823,27 @@ public final class Broker: Sendable {
 
     private static func info(for topic: TopicName, in state: State) -> TopicInfo {
         TopicInfo(
-            topic: topic, subscribers: state.registry.subscriberCount(for: topic),
+            topic: topic,
+            subscribers: state.registry.subscriberCount(for: topic) + state.remote.subscriberCount(for: topic),
             lastEventID: state.history.lastEventID(of: topic), historySize: state.history.count(of: topic),
-            oldestEventID: state.history.oldestEventID(of: topic), memberCount: state.registry.memberCount(of: topic))
+            oldestEventID: state.history.oldestEventID(of: topic),
+            memberCount: state.registry.memberCount(of: topic) + state.remote.memberCount(of: topic))
     }
 
     /// Who is on `topic` now: at most `limit` members, earliest first.
     public func presence(of topic: TopicName, limit: Int) -> TopicPresence {
         self.state.withLockedValue { state in
-            TopicPresence(
-                members: state.registry.members(of: topic, limit: limit), count: state.registry.memberCount(of: topic),
-                asOf: state.ids.lastIssued ?? state.lastPublished)
+            var members = state.registry.members(of: topic, limit: limit)
+            if self.cluster != nil {
+                // Every node's members, earliest first; within a millisecond, this node's first.
+                members += state.remote.members(of: topic, limit: limit)
+                members.sort { $0.sinceMilliseconds < $1.sinceMilliseconds }
+                members = Array(members.prefix(limit))
+            }
+            return TopicPresence(
+                members: members,
+                count: state.registry.memberCount(of: topic) + state.remote.memberCount(of: topic),
+                asOf: self.cluster != nil ? state.lastPublished : state.ids.lastIssued ?? state.lastPublished)
         }
     }
 
