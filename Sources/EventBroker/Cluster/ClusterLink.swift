@@ -105,16 +105,7 @@ final class ClusterLink: Sendable {
 
     /// Queues retention; a newer one merges with one not yet applied (horizons only grow).
     func schedule(_ retention: StoreWriter.Retention) {
-        self.shared.withLockedValue { shared in
-            if var earlier = shared.retention {
-                earlier.topicHorizons.merge(retention.topicHorizons) { max($0, $1) }
-                earlier.globalHorizon = max(earlier.globalHorizon, retention.globalHorizon)
-                earlier.nowMilliseconds = retention.nowMilliseconds
-                shared.retention = earlier
-            } else {
-                shared.retention = retention
-            }
-        }
+        self.shared.withLockedValue { $0.retention = $0.retention?.merged(with: retention) ?? retention }
         Self.wake(self.readerSignal)
     }
 

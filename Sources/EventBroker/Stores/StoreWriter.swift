@@ -33,6 +33,13 @@ final class StoreWriter: Sendable {
         var topicHorizons: [TopicName: EventID]
         var globalHorizon: EventID
         var nowMilliseconds: UInt64
+
+        /// This retention and a newer one, as one: horizons only grow.
+        func merged(with newer: Retention) -> Retention {
+            Retention(
+                topicHorizons: self.topicHorizons.merging(newer.topicHorizons) { max($0, $1) },
+                globalHorizon: max(self.globalHorizon, newer.globalHorizon), nowMilliseconds: newer.nowMilliseconds)
+        }
     }
 
     private struct Queue {
@@ -81,16 +88,7 @@ final class StoreWriter: Sendable {
 
     /// Queues retention for the store; a newer one replaces one not yet applied (horizons only grow).
     func schedule(_ retention: Retention) {
-        self.queue.withLockedValue { queue in
-            if var earlier = queue.retention {
-                earlier.topicHorizons.merge(retention.topicHorizons) { max($0, $1) }
-                earlier.globalHorizon = max(earlier.globalHorizon, retention.globalHorizon)
-                earlier.nowMilliseconds = retention.nowMilliseconds
-                queue.retention = earlier
-            } else {
-                queue.retention = retention
-            }
-        }
+        self.queue.withLockedValue { $0.retention = $0.retention?.merged(with: retention) ?? retention }
         self.wake()
     }
 
